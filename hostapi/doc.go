@@ -1,0 +1,29 @@
+// Package hostapi is the contract between the svidagent core and its
+// plugins: issuers (where credentials come from), writers (how they are
+// delivered) and notifiers (how consumers learn of a rotation).
+//
+// The Go interfaces in this package are the one set of interfaces that every
+// runtime implements: built-in plugins implement them directly, and the WASM
+// and subprocess runtimes adapt their wire protocols onto them, so the core
+// never knows which runtime a plugin uses.
+//
+// Every plugin implements exactly one of [Issuer], [Writer] or [Notifier],
+// and may implement the optional capability interfaces [Watcher],
+// [Lifecycle] and [io.Closer]; the core feature-detects them by type
+// assertion.
+//
+// This package only grows: a field or an optional interface may be added,
+// nothing is renamed or removed. A breaking change is a new package beside
+// this one.
+//
+// A minimal notifier:
+//
+//	type logNotifier struct{ w io.Writer }
+//
+//	func (n logNotifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+//		for _, id := range ev.X509 {
+//			fmt.Fprintf(n.w, "%s rotated, serial %s, expires %s\n", id.SPIFFEID, id.Serial, id.NotAfter)
+//		}
+//		return nil
+//	}
+package hostapi
