@@ -1,0 +1,17 @@
+// Package agent is the svidagent core: it keeps SPIFFE credentials (X.509
+// and JWT SVIDs, trust bundles) fresh and hands them to writers and
+// notifiers. It is embeddable:
+//
+//	cfg, err := agent.LoadConfig("agent.hcl")
+//	if err != nil {
+//		return err // hcl.Diagnostics with file:line:col
+//	}
+//	return agent.New(cfg, agent.WithLogger(logger)).Run(ctx)
+//
+// For each svid block the agent runs a pipeline: the issuer's updates (a
+// Workload API stream, or renewals the core schedules at a fraction of the
+// credential's lifetime) are merged into a snapshot; the latest complete
+// snapshot is verified (every X.509 chain against its bundle), written by
+// every writer, and then announced to every notifier. Updates that arrive
+// while a delivery runs coalesce, and the last one is always delivered.
+package agent

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// Status is a snapshot of the agent's state, as the health endpoints
+// serve it.
+type Status struct {
+	// Live is false when an internal loop is wedged or dead.
+	Live bool `json:"live"`
+	// Ready is true when every output holds a current, unexpired
+	// credential written by this process and its last write succeeded.
+	Ready bool `json:"ready"`
+	// Problems explains why Live or Ready is false.
+	Problems []string     `json:"problems,omitempty"`
+	SVIDs    []SVIDStatus `json:"svids"`
+}
+
+// SVIDStatus is the state of one svid block.
+type SVIDStatus struct {
+	Name         string           `json:"name"`
+	Issuer       string           `json:"issuer"`
+	IssuerError  string           `json:"issuer_error,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	LastRotation *time.Time       `json:"last_rotation,omitempty"`
+	Outputs      []OutputStatus   `json:"outputs"`
+	Notifiers    []NotifierStatus `json:"notifiers,omitempty"`
+}
+
+// OutputStatus is what one writer last delivered.
+type OutputStatus struct {
+	Writer    string     `json:"writer"`
+	Ready     bool       `json:"ready"`
+	SPIFFEID  string     `json:"spiffe_id,omitempty"`
+	Serial    string     `json:"serial,omitempty"`
+	NotAfter  *time.Time `json:"not_after,omitempty"`
+	LastWrite *time.Time `json:"last_write,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// NotifierStatus is the state of one notifier.
+type NotifierStatus struct {
+	Notifier  string `json:"notifier"`
+	Calls     uint64 `json:"calls"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// Status returns the agent's current state. Expiry is judged now, so an
+// output turns unready the moment its credential expires, even while the
+// issuer is unreachable.
+func (a *Agent) Status() Status {
+	now := time.Now()
+	st := Status{Live: true, Ready: true}
+	if bad := a.loops.unhealthy(a.wedgeAfter); len(bad) > 0 {
+		st.Live = false
+		st.Problems = append(st.Problems, bad...)
+	}
+	a.mu.Lock()
+	runners := a.runners
+	a.mu.Unlock()
+	if len(runners) == 0 {
+		st.Ready = false
+		st.Problems = append(st.Problems, "not started")
+	}
+	for _, r := range runners {
+		r.mu.Lock()
+		ss := SVIDStatus{Name: r.cfg.Name, Issuer: r.cfg.Issuer, LastRotation: timePtr(r.lastRot)}
+		if r.issuerErr != nil {
+			ss.IssuerError = r.issuerErr.Error()
+		}
+		if r.lastErr != nil {
+			ss.Error = r.lastErr.Error()
+		}
+		for _, o := range r.outputs {
+			os := OutputStatus{
+				Writer: o.name, SPIFFEID: o.spiffeID, Serial: o.serial,
+				NotAfter: timePtr(o.notAfter), LastWrite: timePtr(o.lastWrite),
+			}
+			switch {
+			case !o.written:
+				os.LastError = "nothing written yet"
+				if o.lastErr != nil {
+					os.LastError = o.lastErr.Error()
+				}
+			case o.lastErr != nil:
+				os.LastError = o.lastErr.Error()
+			case !now.Before(o.notAfter):
+				os.LastError = "the credential on disk expired at " + o.notAfter.UTC().Format(time.RFC3339)
+			default:
+				os.Ready = true
+			}
+			if !os.Ready {
+				st.Ready = false
+				st.Problems = append(st.Problems, "svid "+r.cfg.Name+" writer "+o.name+": "+os.LastError)
+			}
+			ss.Outputs = append(ss.Outputs, os)
+		}
+		r.mu.Unlock()
+		for _, n := range r.notifiers {
+			n.mu.Lock()
+			ns := NotifierStatus{Notifier: n.name, Calls: n.calls}
+			if n.lastErr != nil {
+				ns.LastError = n.lastErr.Error()
+			}
+			n.mu.Unlock()
+			ss.Notifiers = append(ss.Notifiers, ns)
+		}
+		st.SVIDs = append(st.SVIDs, ss)
+	}
+	return st
+}
+
+// HealthHandler serves liveness and readiness at the configured paths:
+// 200 or 503, with the Status as a JSON body.
+func (a *Agent) HealthHandler() http.Handler {
+	live, ready := a.cfg.Health.LivenessPath, a.cfg.Health.ReadinessPath
+	if live == "" {
+		live = "/live"
+	}
+	if ready == "" {
+		ready = "/ready"
+	}
+	mux := http.NewServeMux()
+	serve := func(ok func(Status) bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			st := a.Status()
+			w.Header().Set("Content-Type", "application/json")
+			if !ok(st) {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(st)
+		}
+	}
+	mux.Handle("GET "+live, serve(func(s Status) bool { return s.Live }))
+	mux.Handle("GET "+ready, serve(func(s Status) bool { return s.Ready }))
+	return mux
+}

@@ -1,0 +1,483 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/config"
+)
+
+// output is one writer of an svid block and what it last delivered.
+type output struct {
+	name   string
+	writer hostapi.Writer
+
+	// Guarded by svidRunner.mu.
+	written   bool      // delivered at least once by this process
+	lastWrite time.Time // last success
+	lastErr   error     // nil after a success
+	spiffeID  string
+	serial    string
+	notAfter  time.Time // earliest expiry among what it delivered
+	paths     []string
+}
+
+// svidRunner keeps one svid block fresh: its sources merge updates into a
+// snapshot, and its worker delivers the latest snapshot to the writers and
+// then the notifiers. Updates that arrive while the worker is busy coalesce.
+type svidRunner struct {
+	a         *Agent
+	cfg       config.SVID
+	id        spiffeid.ID
+	issuer    hostapi.Issuer
+	outputs   []*output
+	notifiers []*notifierRunner
+	log       *slog.Logger
+
+	wake chan struct{} // buffered 1; a send never blocks
+
+	mu        sync.Mutex
+	cur       hostapi.Credentials
+	pending   hostapi.Changes
+	delivered bool
+	issuerErr error
+	lastErr   error // selection or verification failure of the latest snapshot
+	lastRot   time.Time
+}
+
+func (r *svidRunner) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// update merges an issuer's (possibly partial) credentials into the
+// snapshot and wakes the worker if anything changed.
+func (r *svidRunner) update(c *hostapi.Credentials) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ch hostapi.Changes
+	if c.X509SVIDs != nil {
+		if r.cur.X509SVIDs == nil || !sameX509SVIDs(r.cur.X509SVIDs, c.X509SVIDs) {
+			ch |= hostapi.ChangedX509
+		}
+		r.cur.X509SVIDs = c.X509SVIDs
+	}
+	if c.X509Bundles != nil {
+		if !sameX509Bundles(r.cur.X509Bundles, c.X509Bundles) {
+			ch |= hostapi.ChangedX509
+		}
+		r.cur.X509Bundles = c.X509Bundles
+	}
+	if c.JWTSVIDs != nil {
+		merged := make([]hostapi.JWTSVID, 0, len(r.cfg.JWT))
+		for _, req := range r.cfg.JWT {
+			var pick *hostapi.JWTSVID
+			for i := range c.JWTSVIDs {
+				if c.JWTSVIDs[i].Request.Key() == req.Key() {
+					pick = &c.JWTSVIDs[i]
+				}
+			}
+			if pick == nil {
+				for i := range r.cur.JWTSVIDs {
+					if r.cur.JWTSVIDs[i].Request.Key() == req.Key() {
+						pick = &r.cur.JWTSVIDs[i]
+					}
+				}
+			}
+			if pick != nil && pick.SVID != nil {
+				merged = append(merged, hostapi.JWTSVID{Request: req, SVID: pick.SVID})
+			}
+		}
+		r.cur.JWTSVIDs = merged
+		ch |= hostapi.ChangedJWTSVID
+	}
+	if c.JWTBundles != nil {
+		if !sameJWTBundles(r.cur.JWTBundles, c.JWTBundles) {
+			ch |= hostapi.ChangedJWTBundle
+		}
+		r.cur.JWTBundles = c.JWTBundles
+	}
+	r.issuerErr = nil
+	if ch != 0 {
+		r.pending |= ch
+		r.signal()
+	}
+}
+
+// reportIssuerErr records an issuer failure for status; the last good
+// credentials stay in place.
+func (r *svidRunner) reportIssuerErr(err error) {
+	r.log.Warn("issuer failed; keeping the last good credentials", "error", err)
+	r.a.metricsErr("issue")
+	r.mu.Lock()
+	r.issuerErr = err
+	r.mu.Unlock()
+}
+
+// complete reports whether the snapshot holds everything the block wants;
+// nothing is delivered before it does.
+func (r *svidRunner) completeLocked() bool {
+	if r.cfg.X509 && (r.cur.X509SVIDs == nil || r.cur.X509Bundles == nil) {
+		return false
+	}
+	if len(r.cur.JWTSVIDs) < len(r.cfg.JWT) {
+		return false
+	}
+	if r.cfg.JWTBundles && r.cur.JWTBundles == nil {
+		return false
+	}
+	return true
+}
+
+// allChanges is what the first delivery reports.
+func (r *svidRunner) allChanges() hostapi.Changes {
+	var ch hostapi.Changes
+	if r.cfg.X509 {
+		ch |= hostapi.ChangedX509
+	}
+	if len(r.cfg.JWT) > 0 {
+		ch |= hostapi.ChangedJWTSVID
+	}
+	if r.cfg.JWTBundles {
+		ch |= hostapi.ChangedJWTBundle
+	}
+	return ch
+}
+
+// take returns the snapshot and its changes when there is something
+// complete to deliver.
+func (r *svidRunner) take() (hostapi.Credentials, hostapi.Changes, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == 0 || !r.completeLocked() {
+		return hostapi.Credentials{}, 0, false
+	}
+	snap, ch := r.cur, r.pending
+	r.pending = 0
+	return snap, ch, true
+}
+
+// work is the worker loop: it delivers the latest complete snapshot each
+// time it is woken, and retries failed writes with backoff.
+func (r *svidRunner) work(ctx context.Context, l *loop) {
+	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-retry:
+			retry = nil
+		}
+		snap, ch, ok := r.take()
+		if !ok {
+			continue
+		}
+		l.busy()
+		failed := r.deliver(ctx, snap, ch)
+		l.idle()
+		if failed {
+			// Deliver the same changes again later; a newer snapshot that
+			// arrives meanwhile supersedes them.
+			r.mu.Lock()
+			r.pending |= ch
+			r.mu.Unlock()
+			retry = time.After(bo.next())
+		} else {
+			bo.reset()
+		}
+	}
+}
+
+// deliver verifies the snapshot, writes it with every writer, then hands
+// the rotation event to the notifiers. It reports whether a writer failed.
+func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch hostapi.Changes) (failed bool) {
+	start := time.Now()
+	set := &hostapi.CredentialSet{Name: r.cfg.Name, Changed: ch}
+	set.JWTSVIDs = snap.JWTSVIDs
+	set.JWTBundles = snap.JWTBundles
+	set.X509Bundles = snap.X509Bundles
+	if r.cfg.X509 {
+		svids, err := selectX509(snap.X509SVIDs, r.id, r.cfg.Hint, r.cfg.All)
+		if err == nil {
+			err = verifyX509(svids, snap.X509Bundles)
+		}
+		if err != nil {
+			r.log.Error("refusing to deliver credentials", "error", err)
+			r.a.metricsErr("verify")
+			r.mu.Lock()
+			r.lastErr = err
+			r.mu.Unlock()
+			return false
+		}
+		set.X509SVIDs = svids
+		set.TrustDomain = svids[0].ID.TrustDomain()
+	} else if len(snap.JWTSVIDs) > 0 {
+		set.TrustDomain = snap.JWTSVIDs[0].SVID.ID.TrustDomain()
+	}
+
+	type result struct {
+		res *hostapi.WriteResult
+		err error
+	}
+	results := make([]result, len(r.outputs))
+	var wg sync.WaitGroup
+	for i, o := range r.outputs {
+		r.mu.Lock()
+		oset := *set
+		if !o.written {
+			oset.Changed = r.allChanges()
+		}
+		r.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wctx, cancel := context.WithTimeout(ctx, r.a.writeTimeout)
+			defer cancel()
+			res, err := o.writer.Write(wctx, &oset)
+			if err == nil && res == nil {
+				res = &hostapi.WriteResult{}
+			}
+			results[i] = result{res, err}
+		}()
+	}
+	wg.Wait()
+	writeDur := time.Since(start)
+
+	x509IDs := x509Identities(set.X509SVIDs)
+	jwtIDs := jwtIdentities(set.JWTSVIDs)
+	spiffeID, serial, notAfter := summarize(x509IDs, jwtIDs)
+
+	now := time.Now()
+	var paths []string
+	ok := 0
+	r.mu.Lock()
+	for i, o := range r.outputs {
+		if err := results[i].err; err != nil {
+			failed = true
+			o.lastErr = err
+			r.log.Error("writing credentials failed; the previous files are intact and the write will be retried",
+				"writer", o.name, "error", err)
+			r.a.metricsErr("write")
+			continue
+		}
+		ok++
+		o.written, o.lastWrite, o.lastErr = true, now, nil
+		o.spiffeID, o.serial, o.notAfter = spiffeID, serial, notAfter
+		o.paths = results[i].res.Paths
+		paths = append(paths, results[i].res.Paths...)
+	}
+	r.lastErr = nil
+	initial := !r.delivered
+	if ok > 0 {
+		r.delivered = true
+		r.lastRot = now
+	}
+	r.mu.Unlock()
+	if ok == 0 {
+		return failed
+	}
+	r.log.Info("credentials delivered", "changed", ch.String(), "spiffe_id", spiffeID, "serial", serial,
+		"not_after", notAfter, "writers", ok, "duration", writeDur)
+
+	ev := &hostapi.RotationEvent{
+		Name:    r.cfg.Name,
+		Reason:  ch,
+		Initial: initial,
+		Time:    now,
+		X509:    x509IDs,
+		JWT:     jwtIDs,
+		Paths:   paths,
+	}
+	for _, n := range r.notifiers {
+		n.post(ev)
+	}
+	return failed
+}
+
+// summarize picks what status shows for an output: the default identity and
+// the earliest expiry among everything delivered.
+func summarize(x []hostapi.X509Identity, j []hostapi.JWTIdentity) (id, serial string, notAfter time.Time) {
+	for _, s := range x {
+		if id == "" {
+			id, serial = s.SPIFFEID, s.Serial
+		}
+		if notAfter.IsZero() || s.NotAfter.Before(notAfter) {
+			notAfter = s.NotAfter
+		}
+	}
+	for _, s := range j {
+		if id == "" {
+			id = s.SPIFFEID
+		}
+		if notAfter.IsZero() || s.Expiry.Before(notAfter) {
+			notAfter = s.Expiry
+		}
+	}
+	return id, serial, notAfter
+}
+
+// watchSource runs a pushing issuer's Watch until ctx is done, restarting
+// it with backoff if it gives up.
+func (r *svidRunner) watchSource(ctx context.Context, w hostapi.Watcher, req *hostapi.IssueRequest) {
+	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
+	for ctx.Err() == nil {
+		err := w.Watch(ctx, req, r.update, r.reportIssuerErr)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("watch ended unexpectedly")
+		}
+		r.reportIssuerErr(fmt.Errorf("watching issuer %q: %w", r.cfg.Issuer, err))
+		sleepCtx(ctx, bo.next())
+	}
+}
+
+// pullX509 renews X509-SVIDs from a signing issuer at the configured
+// fraction of their lifetime. Each renewal uses a fresh key.
+func (r *svidRunner) pullX509(ctx context.Context, l *loop, withJWTBundles bool) {
+	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
+	for {
+		l.busy()
+		creds, err := r.issueX509(ctx, withJWTBundles)
+		l.idle()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.reportIssuerErr(err)
+			if !sleepCtx(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		r.update(creds)
+		if !sleepCtx(ctx, time.Until(r.renewAtX509(creds.X509SVIDs))) {
+			return
+		}
+	}
+}
+
+func (r *svidRunner) issueX509(ctx context.Context, withJWTBundles bool) (*hostapi.Credentials, error) {
+	key, csr, err := newKeyAndCSR(r.id)
+	if err != nil {
+		return nil, err
+	}
+	req := &hostapi.IssueRequest{
+		SPIFFEID:   r.id,
+		Hint:       r.cfg.Hint,
+		All:        r.cfg.All,
+		X509:       true,
+		CSR:        csr,
+		TTL:        r.cfg.TTL,
+		JWTBundles: withJWTBundles,
+	}
+	ictx, cancel := context.WithTimeout(ctx, r.a.issueTimeout)
+	defer cancel()
+	creds, err := r.issuer.Issue(ictx, req)
+	if err != nil {
+		return nil, fmt.Errorf("issuing X509-SVID from %q: %w", r.cfg.Issuer, err)
+	}
+	if creds == nil || len(creds.X509SVIDs) == 0 || creds.X509Bundles == nil {
+		return nil, fmt.Errorf("issuing X509-SVID from %q: the issuer returned no X509-SVID or no bundle", r.cfg.Issuer)
+	}
+	if creds.X509SVIDs, err = attachKey(creds.X509SVIDs, key); err != nil {
+		return nil, fmt.Errorf("issuing X509-SVID from %q: %w", r.cfg.Issuer, err)
+	}
+	if withJWTBundles && creds.JWTBundles == nil {
+		return nil, fmt.Errorf("issuing from %q: the issuer returned no JWT bundle", r.cfg.Issuer)
+	}
+	return &hostapi.Credentials{X509SVIDs: creds.X509SVIDs, X509Bundles: creds.X509Bundles, JWTBundles: creds.JWTBundles}, nil
+}
+
+func (r *svidRunner) renewAtX509(svids []*x509svid.SVID) time.Time {
+	var at time.Time
+	for _, s := range svids {
+		leaf := s.Certificates[0]
+		life := leaf.NotAfter.Sub(leaf.NotBefore)
+		t := leaf.NotBefore.Add(time.Duration(float64(life) * r.cfg.RenewFraction))
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// pullJWT renews the block's JWT-SVIDs at the configured fraction of their
+// remaining lifetime, for every issuer (the Workload API serves JWT-SVIDs
+// on request only).
+func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) {
+	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
+	for {
+		l.busy()
+		fetched := time.Now()
+		creds, err := r.issueJWT(ctx, withJWTBundles)
+		l.idle()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.reportIssuerErr(err)
+			if !sleepCtx(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		r.update(creds)
+		var at time.Time
+		for _, s := range creds.JWTSVIDs {
+			t := fetched.Add(time.Duration(float64(s.SVID.Expiry.Sub(fetched)) * r.cfg.RenewFraction))
+			if at.IsZero() || t.Before(at) {
+				at = t
+			}
+		}
+		if !sleepCtx(ctx, time.Until(at)) {
+			return
+		}
+	}
+}
+
+func (r *svidRunner) issueJWT(ctx context.Context, withJWTBundles bool) (*hostapi.Credentials, error) {
+	req := &hostapi.IssueRequest{SPIFFEID: r.id, Hint: r.cfg.Hint, JWT: r.cfg.JWT, JWTBundles: withJWTBundles}
+	ictx, cancel := context.WithTimeout(ctx, r.a.issueTimeout)
+	defer cancel()
+	creds, err := r.issuer.Issue(ictx, req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching JWT-SVIDs from %q: %w", r.cfg.Issuer, err)
+	}
+	if creds == nil {
+		return nil, fmt.Errorf("fetching JWT-SVIDs from %q: the issuer returned nothing", r.cfg.Issuer)
+	}
+	for _, want := range r.cfg.JWT {
+		found := false
+		for _, got := range creds.JWTSVIDs {
+			if got.Request.Key() == want.Key() && got.SVID != nil {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("fetching JWT-SVIDs from %q: no JWT-SVID for audience %q", r.cfg.Issuer, want.Audience)
+		}
+	}
+	if withJWTBundles && creds.JWTBundles == nil {
+		return nil, fmt.Errorf("fetching JWT-SVIDs from %q: the issuer returned no JWT bundle", r.cfg.Issuer)
+	}
+	out := &hostapi.Credentials{JWTSVIDs: creds.JWTSVIDs}
+	if withJWTBundles {
+		out.JWTBundles = creds.JWTBundles
+	}
+	return out, nil
+}

@@ -1,0 +1,238 @@
+// Command svidagent keeps SPIFFE credentials fresh on a machine and hands
+// them to the software that needs them. It is a drop-in successor to
+// spiffe-helper: `svidagent -config helper.conf` behaves like
+// `spiffe-helper -config helper.conf`.
+//
+// Exit codes: 0 success or clean shutdown on SIGTERM/SIGINT; 1 runtime
+// failure (including a one-shot fetch that does not succeed within its
+// timeout); 2 usage or configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/svidagent/svidagent/agent"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `Usage:
+  svidagent run      [-config FILE] [-daemon-mode=BOOL] [-log-level LEVEL] [-log-format text|json]
+  svidagent fetch    [-config FILE] [-log-level LEVEL] [-log-format text|json]
+  svidagent validate [-config FILE]
+  svidagent version
+  svidagent [-config FILE] [-daemon-mode=BOOL]   (spiffe-helper compatible)
+
+With no -config, agent.hcl and then helper.conf are looked for in the
+working directory. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "helper"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run", "helper":
+		return runAgent(cmd, args, stderr, false)
+	case "fetch":
+		return runAgent(cmd, args, stderr, true)
+	case "validate":
+		return validate(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "svidagent: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	return "svidagent " + v
+}
+
+type commonFlags struct {
+	config     string
+	daemonMode bool
+	daemonSet  bool
+	logLevel   string
+	logFormat  string
+}
+
+func parseFlags(name string, args []string, stderr io.Writer, withDaemon bool) (*commonFlags, error) {
+	f := &commonFlags{}
+	fs := flag.NewFlagSet("svidagent "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.StringVar(&f.config, "config", "", "configuration file (agent.hcl or spiffe-helper's helper.conf)")
+	if withDaemon {
+		fs.BoolVar(&f.daemonMode, "daemon-mode", true, "keep running (true) or fetch once and exit (false); overrides daemon_mode in the file when given")
+	}
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "daemon-mode" {
+			f.daemonSet = true
+		}
+	})
+	return f, nil
+}
+
+func newLogger(f *commonFlags, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: use text or json", f.logFormat)
+}
+
+// findConfig applies the default: agent.hcl, then helper.conf.
+func findConfig(path string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	for _, p := range []string{"agent.hcl", "helper.conf"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no -config given and neither agent.hcl nor helper.conf is in the working directory")
+}
+
+func loadConfig(path string, stderr io.Writer) (*agent.Config, bool) {
+	cfg, err := agent.LoadConfig(path)
+	if err != nil {
+		printConfigError(stderr, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+// printConfigError prints diagnostics as file:line:col: summary, with the
+// detail (which says how to fix it) indented below.
+func printConfigError(w io.Writer, err error) {
+	var diags hcl.Diagnostics
+	if !errors.As(err, &diags) {
+		fmt.Fprintf(w, "svidagent: %v\n", err)
+		return
+	}
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		if d.Subject != nil {
+			fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary)
+		} else {
+			fmt.Fprintf(w, "%s: %s\n", sev, d.Summary)
+		}
+		if d.Detail != "" {
+			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(d.Detail, "\n", "\n    "))
+		}
+	}
+}
+
+func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
+	f, err := parseFlags(name, args, stderr, !oneShot)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "svidagent: %v\n", err)
+		return exitUsage
+	}
+	log, err := newLogger(f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "svidagent: %v\n", err)
+		return exitUsage
+	}
+	path, err := findConfig(f.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "svidagent: %v\n", err)
+		return exitUsage
+	}
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if f.daemonSet {
+		cfg.DaemonMode = f.daemonMode
+	}
+	if oneShot {
+		cfg.DaemonMode = false
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log.Info("starting", "version", versionString(), "config", path, "format", string(cfg.Format), "daemon_mode", cfg.DaemonMode)
+	if err := agent.New(cfg, agent.WithLogger(log)).Run(ctx); err != nil {
+		log.Error("agent failed", "error", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	f, err := parseFlags("validate", args, stderr, false)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "svidagent: %v\n", err)
+		return exitUsage
+	}
+	path, err := findConfig(f.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "svidagent: %v\n", err)
+		return exitUsage
+	}
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: valid %s configuration, %d issuer(s), %d svid block(s)\n", path, cfg.Format, len(cfg.Issuers), len(cfg.SVIDs))
+	return exitOK
+}
