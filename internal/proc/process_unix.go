@@ -1,0 +1,224 @@
+//go:build unix
+
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune Start.
+type Options struct {
+	// Stdout receives the command's standard output. Default: os.Stdout
+	// (the agent's, as spiffe-helper does).
+	Stdout io.Writer
+	// Stderr receives the command's standard error. Default: os.Stderr.
+	Stderr io.Writer
+	// Env is the command's environment. Default: nil (the agent's).
+	Env []string
+	// Dir is the command's working directory. Default: "" (the agent's).
+	Dir string
+}
+
+// waitDelay bounds how long the reaper waits, after the command exited,
+// for descendants that inherited a pipe to Stdout or Stderr to close it.
+// It matters only when Stdout or Stderr is not an *os.File.
+const waitDelay = 2 * time.Second
+
+// groupGonePoll is how often Stop looks whether the process group has
+// emptied; the kernel has no event for that.
+const groupGonePoll = 10 * time.Millisecond
+
+// Process is a command running in its own process group. Its reaper
+// goroutine, owned by the Process, waits for the command and exits with
+// it; Stop waits for the reaper.
+type Process struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{} // closed once the command has been waited for
+	err  error         // the command's exit status; valid after done
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start runs path with args in a new process group whose id is the
+// command's pid. The command's stdin is /dev/null. On Linux the command
+// gets SIGTERM if the agent dies (Pdeathsig); see the package README for
+// the thread caveat and how Start meets it. Start returns once the command
+// has started, or with the reason it could not.
+func Start(path string, args []string, opts Options) (*Process, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Stdin = nil // exec opens os.DevNull
+	cmd.Stdout = opts.Stdout
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	cmd.Stderr = opts.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	cmd.Env = opts.Env
+	cmd.Dir = opts.Dir
+	cmd.WaitDelay = waitDelay
+	cmd.SysProcAttr = sysProcAttr()
+
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go p.run(started)
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("starting %q: %w", path, err)
+	}
+	p.pid = cmd.Process.Pid
+	return p, nil
+}
+
+// run starts the command and reaps it. The goroutine stays locked to its
+// OS thread while the command runs: Pdeathsig fires when the thread that
+// forked the child exits, and a locked thread is never handed to another
+// goroutine that could make the runtime end it (golang/go#27505).
+func (p *Process) run(started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := p.cmd.Start(); err != nil {
+		started <- err
+		return
+	}
+	started <- nil
+	p.err = p.cmd.Wait()
+	close(p.done)
+}
+
+// Pid returns the command's pid, which is also its process group id.
+func (p *Process) Pid() int { return p.pid }
+
+// Done is closed once the command has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the command has exited and been reaped.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Err returns how the command exited (nil for status 0, an
+// *exec.ExitError otherwise). It is valid once Done is closed.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
+// ProcessState returns the command's exit state, or nil while it runs.
+func (p *Process) ProcessState() *os.ProcessState {
+	if !p.Exited() {
+		return nil
+	}
+	return p.cmd.ProcessState
+}
+
+// Signal sends sig to the command's process only, not to its group, as
+// spiffe-helper does on renewal. It returns an error wrapping
+// os.ErrProcessDone if the command has exited.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return fmt.Errorf("signaling pid %d: %w", p.pid, os.ErrProcessDone)
+	}
+	// os.Process signals through a pidfd where the kernel has them, so a
+	// reaped and reused pid is never signaled.
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signaling pid %d with %s: %w", p.pid, signalName(sig), err)
+	}
+	return nil
+}
+
+// Stop stops the command's whole process group: SIGTERM to the group, up to
+// grace for the command to exit and the group to empty, then SIGKILL to
+// whatever is left, and it waits until the command has been reaped. It
+// also sweeps up the group's remaining members when the command itself had
+// already exited. Stop is idempotent and safe to call concurrently; every
+// call returns the first call's result: nil when SIGTERM sufficed, an error
+// saying so when SIGKILL was needed or a signal could not be sent.
+func (p *Process) Stop(grace time.Duration) error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop(grace) })
+	return p.stopErr
+}
+
+func (p *Process) stop(grace time.Duration) error {
+	pgid := p.pid
+	if !p.Exited() || groupAlive(pgid) {
+		if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("stopping process group %d: sending SIGTERM: %w", pgid, err)
+		}
+	}
+	deadline := time.Now().Add(grace)
+	if p.waitDone(deadline) && p.waitGroupGone(deadline) {
+		return nil
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		<-p.done
+		return fmt.Errorf("stopping process group %d: sending SIGKILL: %w", pgid, err)
+	}
+	<-p.done
+	// SIGKILL cannot be caught; the remaining members are reaped by their
+	// parents or by init, which takes a moment.
+	p.waitGroupGone(time.Now().Add(grace))
+	return fmt.Errorf("stopping process group %d: still running %v after SIGTERM; sent SIGKILL", pgid, grace)
+}
+
+// waitDone waits until the command is reaped or deadline passes, and
+// reports whether it was reaped.
+func (p *Process) waitDone(deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// waitGroupGone polls until no process is left in the group (zombies
+// count as gone) or deadline passes, and reports whether the group emptied.
+// The caller has reaped the leader, so no event is left to wait on.
+func (p *Process) waitGroupGone(deadline time.Time) bool {
+	for {
+		if !groupAlive(p.pid) {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(groupGonePoll)
+	}
+}
+
+// groupAlive reports whether the process group pgid has a member that is
+// not a zombie.
+func groupAlive(pgid int) bool {
+	err := syscall.Kill(-pgid, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	return groupHasLiveMember(pgid)
+}
+
+func signalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return sig.String()
+}
