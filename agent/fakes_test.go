@@ -1,0 +1,240 @@
+package agent_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/registry"
+)
+
+// Fake plugins for the core's unit tests. They register under "fake" IDs
+// and are reached through a per-test handle stored in their config.
+
+func init() {
+	registry.Register(registry.Module{ID: "issuer.fake-pull", NewConfig: func() any { return nil },
+		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*pullIssuer), nil }})
+	registry.Register(registry.Module{ID: "issuer.fake-push", NewConfig: func() any { return nil },
+		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*pushIssuer), nil }})
+	registry.Register(registry.Module{ID: "writer.fake", NewConfig: func() any { return nil },
+		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*recWriter), nil }})
+	registry.Register(registry.Module{ID: "notifier.fake", NewConfig: func() any { return nil },
+		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*recNotifier), nil }})
+}
+
+// testCA mints real certificates.
+type testCA struct {
+	td   spiffeid.TrustDomain
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+func newTestCA(t testing.TB, td string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdID := spiffeid.RequireTrustDomainFromString(td)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		URIs:                  []*url.URL{tdID.ID().URL()},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{td: tdID, cert: cert, key: key}
+}
+
+func (ca *testCA) bundle() *x509bundle.Set {
+	return x509bundle.NewSet(x509bundle.FromX509Authorities(ca.td, []*x509.Certificate{ca.cert}))
+}
+
+var serials atomic.Int64
+
+// sign issues a leaf for pub with lifetime ttl.
+func (ca *testCA) sign(t testing.TB, id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration) *x509.Certificate {
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serials.Add(1) + 100),
+		NotBefore:    now.Add(-time.Second),
+		NotAfter:     now.Add(ttl),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{id.URL()},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+// svid issues a complete X509-SVID with its own key.
+func (ca *testCA) svid(t testing.TB, id spiffeid.ID, ttl time.Duration) *x509svid.SVID {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{ca.sign(t, id, key.Public(), ttl)}, PrivateKey: key}
+}
+
+// pullIssuer signs the CSR of each request, or fails while failing is set.
+type pullIssuer struct {
+	t       testing.TB
+	ca      *testCA
+	ttl     time.Duration
+	failing atomic.Bool
+	calls   atomic.Int64
+}
+
+func (p *pullIssuer) Issue(_ context.Context, req *hostapi.IssueRequest) (*hostapi.Credentials, error) {
+	p.calls.Add(1)
+	if p.failing.Load() {
+		return nil, errors.New("backend down")
+	}
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err != nil {
+		return nil, err
+	}
+	leaf := p.ca.sign(p.t, req.SPIFFEID, csr.PublicKey, p.ttl)
+	return &hostapi.Credentials{
+		X509SVIDs:   []*x509svid.SVID{{ID: req.SPIFFEID, Certificates: []*x509.Certificate{leaf}}},
+		X509Bundles: p.ca.bundle(),
+	}, nil
+}
+
+// pushIssuer hands the updates sent on its channel to Watch.
+type pushIssuer struct {
+	updates chan *hostapi.Credentials
+}
+
+func (p *pushIssuer) Issue(context.Context, *hostapi.IssueRequest) (*hostapi.Credentials, error) {
+	return nil, errors.New("not used")
+}
+
+func (p *pushIssuer) Watch(ctx context.Context, _ *hostapi.IssueRequest, update func(*hostapi.Credentials), _ func(error)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-p.updates:
+			update(c)
+		}
+	}
+}
+
+// recWriter records what it was asked to write. While block is non-nil a
+// Write waits on it; fail makes the next writes fail.
+type recWriter struct {
+	mu    sync.Mutex
+	sets  []*hostapi.CredentialSet
+	block chan struct{}
+	fail  atomic.Int64 // number of writes still to fail
+	wrote chan *hostapi.CredentialSet
+}
+
+func newRecWriter() *recWriter { return &recWriter{wrote: make(chan *hostapi.CredentialSet, 1000)} }
+
+func (w *recWriter) Write(ctx context.Context, set *hostapi.CredentialSet) (*hostapi.WriteResult, error) {
+	w.mu.Lock()
+	block := w.block
+	w.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if w.fail.Load() > 0 {
+		w.fail.Add(-1)
+		return nil, errors.New("disk full")
+	}
+	w.mu.Lock()
+	w.sets = append(w.sets, set)
+	w.mu.Unlock()
+	w.wrote <- set
+	return &hostapi.WriteResult{Paths: []string{"/out/" + set.Name}}, nil
+}
+
+func (w *recWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sets)
+}
+
+// recNotifier records events; delay makes each Notify take that long
+// (bounded by its context).
+type recNotifier struct {
+	events chan *hostapi.RotationEvent
+	block  chan struct{}
+}
+
+func newRecNotifier() *recNotifier {
+	return &recNotifier{events: make(chan *hostapi.RotationEvent, 1000)}
+}
+
+func (n *recNotifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+	if n.block != nil {
+		select {
+		case <-n.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n.events <- ev
+	return nil
+}
+
+// recv waits for a value from ch, failing the test after a generous bound.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+func plugin(name string, cfg any) config.Plugin {
+	return config.Plugin{Name: name, Type: name, Config: cfg}
+}
+
+func newJWTBundles(t testing.TB, td string) *jwtbundle.Set {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := jwtbundle.New(spiffeid.RequireTrustDomainFromString(td))
+	if err := b.AddJWTAuthority(big.NewInt(serials.Add(1)).String(), key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	return jwtbundle.NewSet(b)
+}
