@@ -1,5 +1,12 @@
 package files
 
+import (
+	"fmt"
+	"strings"
+
+	"github.com/svidagent/svidagent/hostapi"
+)
+
 // Layouts.
 const (
 	// LayoutFlat writes each file directly in Dir, as spiffe-helper does.
@@ -35,8 +42,8 @@ type Config struct {
 	// JWTBundleFileName, when set, holds the JWT bundles as JSON
 	// {"<trust domain>": "<base64 JWKS>"}. Default: "" (none).
 	JWTBundleFileName string `hcl:"jwt_bundle_file_name,optional" json:"jwt_bundle_file_name"`
-	// BundlePerTrustDomain also writes one "<trust domain>.pem" bundle per
-	// trust domain. Default: false.
+	// BundlePerTrustDomain also writes one "<trust domain>.bundle.pem"
+	// bundle per trust domain in the set. Default: false.
 	BundlePerTrustDomain bool `hcl:"bundle_per_trust_domain,optional" json:"bundle_per_trust_domain"`
 
 	// AddIntermediatesToBundle moves the intermediates from the SVID file
@@ -75,3 +82,94 @@ func DefaultConfig() *Config {
 // NeedsJWTBundles reports whether the writer delivers JWT bundles, so that
 // the issuer is asked for them.
 func (c *Config) NeedsJWTBundles() bool { return c.JWTBundleFileName != "" }
+
+// maxMode is the largest mode Validate accepts: permission bits only, no
+// setuid, setgid or sticky bit.
+const maxMode = 0o777
+
+// Validate checks c and returns the problems as hostapi.FieldErrors, each
+// naming the HCL attribute and saying how to fix it.
+func (c *Config) Validate() error {
+	var errs hostapi.FieldErrors
+	if strings.TrimSpace(c.Dir) == "" {
+		errs.Add("dir", `dir is required; set it to the directory the files go to, for example dir = "/run/svid"`)
+	}
+	switch c.Layout {
+	case LayoutFlat, LayoutData, LayoutSPIFFEFS:
+	default:
+		errs.Add("layout", fmt.Sprintf("unknown layout %q; use %q, %q or %q", c.Layout, LayoutFlat, LayoutData, LayoutSPIFFEFS))
+	}
+
+	for _, m := range []struct {
+		field string
+		mode  uint32
+	}{
+		{"cert_file_mode", c.CertFileMode},
+		{"key_file_mode", c.KeyFileMode},
+		{"jwt_bundle_file_mode", c.JWTBundleFileMode},
+		{"jwt_svid_file_mode", c.JWTSVIDFileMode},
+	} {
+		if m.mode > maxMode {
+			errs.Add(m.field, fmt.Sprintf("mode 0%o is over 0777; use an octal permission such as 0644", m.mode))
+		}
+	}
+
+	seen := map[string]string{}
+	for _, n := range []struct {
+		field    string
+		name     string
+		optional bool
+	}{
+		{"svid_file_name", c.SVIDFileName, false},
+		{"svid_key_file_name", c.SVIDKeyFileName, false},
+		{"svid_bundle_file_name", c.SVIDBundleFileName, false},
+		{"combined_file_name", c.CombinedFileName, true},
+		{"jwt_bundle_file_name", c.JWTBundleFileName, true},
+	} {
+		if n.name == "" {
+			if !n.optional {
+				errs.Add(n.field, fmt.Sprintf("%s is empty; set a plain file name such as %q or leave it out for the default", n.field, DefaultConfig().defaultName(n.field)))
+			}
+			continue
+		}
+		if msg := checkName(n.name); msg != "" {
+			errs.Add(n.field, msg)
+			continue
+		}
+		if other, dup := seen[n.name]; dup {
+			errs.Add(n.field, fmt.Sprintf("file name %q is also used by %s; give each file its own name", n.name, other))
+			continue
+		}
+		seen[n.name] = n.field
+	}
+	return errs.Err()
+}
+
+func (c *Config) defaultName(field string) string {
+	switch field {
+	case "svid_file_name":
+		return c.SVIDFileName
+	case "svid_key_file_name":
+		return c.SVIDKeyFileName
+	default:
+		return c.SVIDBundleFileName
+	}
+}
+
+// checkName returns what is wrong with a file name, or "" when it is a
+// plain name that can live directly in Dir.
+func checkName(name string) string {
+	switch {
+	case name == "":
+		return "file name is empty; use a plain file name such as \"svid.pem\""
+	case strings.ContainsAny(name, `/\`):
+		return fmt.Sprintf("file name %q contains a path separator; use a plain file name and put the directory in dir", name)
+	case name == "." || name == "..":
+		return fmt.Sprintf("file name %q is not a file; use a plain file name such as \"svid.pem\"", name)
+	case strings.HasPrefix(name, ".."):
+		return fmt.Sprintf("file name %q starts with \"..\", which is reserved for the data layout's internal entries; rename it", name)
+	case strings.ContainsRune(name, 0):
+		return fmt.Sprintf("file name %q contains a NUL byte; use a plain file name", name)
+	}
+	return ""
+}
