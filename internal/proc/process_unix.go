@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Options tune Start.
@@ -139,7 +137,7 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	// os.Process signals through a pidfd where the kernel has them, so a
 	// reaped and reused pid is never signaled.
 	if err := p.cmd.Process.Signal(sig); err != nil {
-		return fmt.Errorf("signaling pid %d with %s: %w", p.pid, signalName(sig), err)
+		return fmt.Errorf("signaling pid %d with %s: %w", p.pid, SignalName(sig), err)
 	}
 	return nil
 }
@@ -214,11 +212,4 @@ func groupAlive(pgid int) bool {
 		return false
 	}
 	return groupHasLiveMember(pgid)
-}
-
-func signalName(sig syscall.Signal) string {
-	if n := unix.SignalName(sig); n != "" {
-		return n
-	}
-	return sig.String()
 }

@@ -40,3 +40,12 @@ func SignalNames() []string {
 	}
 	return names
 }
+
+// SignalName returns sig's name, "SIGUSR1", or its number's text for a
+// signal without one.
+func SignalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return sig.String()
+}
