@@ -38,6 +38,14 @@ type Config struct {
 	SVIDs []SVID `json:"svids"`
 	// Health is the health listener.
 	Health Health `json:"health"`
+
+	// LogLevel is helper.conf's log_level ("debug", "info", ...), lower
+	// case; empty leaves the agent's own setting alone. agent.hcl has no
+	// such key: the CLI's flag sets it.
+	LogLevel string `json:"log_level,omitempty"`
+	// Warnings are the loader's non-fatal diagnostics (a file mode read as
+	// decimal, say), for the CLI to print.
+	Warnings hcl.Diagnostics `json:"-"`
 }
 
 // Plugin is one configured plugin instance.

@@ -1,0 +1,5 @@
+issuer "spire" { type = "workloadapi" }
+issuer "dev" {}
+svid "web" {
+  writer "files" { dir = "/run/web" }
+}

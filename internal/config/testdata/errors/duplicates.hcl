@@ -1,0 +1,8 @@
+issuer "dev" {}
+issuer "dev" { trust_domain = "other.org" }
+svid "web" {
+  writer "files" { dir = "/run/web" }
+}
+svid "web" {
+  writer "files" { dir = "/run/web2" }
+}

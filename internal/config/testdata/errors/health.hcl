@@ -1,0 +1,8 @@
+issuer "dev" {}
+svid "web" {
+  writer "files" { dir = "/run/web" }
+}
+health {
+  address        = "8081"
+  readiness_path = "ready"
+}

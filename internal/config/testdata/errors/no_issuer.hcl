@@ -1,0 +1,3 @@
+svid "web" {
+  writer "files" { dir = "/run/web" }
+}

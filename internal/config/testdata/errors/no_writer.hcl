@@ -1,0 +1,7 @@
+issuer "dev" {}
+svid "web" {
+  notifier "signal" {
+    pid_file = "/run/web.pid"
+    signal   = "SIGHUP"
+  }
+}

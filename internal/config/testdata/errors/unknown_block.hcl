@@ -1,0 +1,7 @@
+issuer "dev" {}
+svid "web" {
+  writer "files" { dir = "/run/web" }
+}
+helth {
+  enabled = true
+}

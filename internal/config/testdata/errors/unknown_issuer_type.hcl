@@ -1,0 +1,8 @@
+issuer "spire" {
+  type = "workload_api"
+}
+issuer "vault" {}
+svid "web" {
+  issuer = "spire"
+  writer "files" { dir = "/run/web" }
+}

@@ -1,0 +1,6 @@
+issuer "spire" { type = "workloadapi" }
+svid "web" {
+  writer "file" {
+    dir = "/run/web"
+  }
+}
