@@ -95,6 +95,8 @@ func (w *Writer) commit(entries []entry) (paths []string, err error) {
 			return nil, fmt.Errorf("inspecting %q: %w", o.path(), lerr)
 		case fi.IsDir():
 			return nil, fmt.Errorf("replacing %q: it is a directory; remove it or choose another file name", o.path())
+		case o.remove:
+			o.existed = true // renamed to a backup name in the next phase
 		default:
 			o.existed = true
 			bak := transientName(o.dir, o.name, backupSuffix)
@@ -114,10 +116,12 @@ func (w *Writer) commit(entries []entry) (paths []string, err error) {
 			if !o.existed {
 				continue // already absent
 			}
-			if err = os.Remove(o.path()); err != nil {
+			// Removal is a rename to a backup name, undone by renaming back.
+			bak := transientName(o.dir, o.name, backupSuffix)
+			if err = w.rename(o.path(), bak); err != nil {
 				return nil, fmt.Errorf("removing %q: %w", o.path(), err)
 			}
-			o.done = true
+			o.bak, o.done = bak, true
 			continue
 		}
 		if err = w.rename(o.tmp, o.path()); err != nil {

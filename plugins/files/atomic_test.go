@@ -1,0 +1,282 @@
+package files_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/plugins/files"
+)
+
+// TestModes checks that every file gets exactly its configured mode
+// whatever the umask, that the staged file already has it when it is
+// renamed into place, and that a later Write re-applies it after someone
+// else changed it. It changes the process umask, so it does not run in
+// parallel.
+func TestModes(t *testing.T) {
+	p := newPKI(t)
+	for _, layout := range []string{files.LayoutFlat, files.LayoutData, files.LayoutSPIFFEFS} {
+		for _, umask := range []int{0, 0o022, 0o077} {
+			for _, modes := range []struct{ cert, key, jwt uint32 }{
+				{0o644, 0o600, 0o600},
+				{0o666, 0o640, 0o644},
+				{0o444, 0o400, 0o440},
+			} {
+				name := fmt.Sprintf("%s/umask=%03o/cert=%03o,key=%03o,jwt=%03o", layout, umask, modes.cert, modes.key, modes.jwt)
+				t.Run(name, func(t *testing.T) {
+					old := syscall.Umask(umask)
+					defer syscall.Umask(old)
+
+					cfg := files.DefaultConfig()
+					cfg.Dir = t.TempDir()
+					cfg.Layout = layout
+					cfg.CertFileMode, cfg.KeyFileMode = modes.cert, modes.key
+					cfg.JWTSVIDFileMode, cfg.JWTBundleFileMode = modes.jwt, modes.jwt
+					cfg.JWTBundleFileName = "jwt_bundle.json"
+					cfg.CombinedFileName = "combined.pem"
+					w, err := files.New(cfg, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := map[string]fs.FileMode{
+						"jwt_svid.token":  fs.FileMode(modes.jwt),
+						"jwt_bundle.json": fs.FileMode(modes.jwt),
+					}
+					if layout == files.LayoutSPIFFEFS {
+						want[files.CredentialBundleName] = fs.FileMode(modes.key)
+						want["example.org"+files.TrustBundleSuffix] = fs.FileMode(modes.cert)
+					} else {
+						want["svid.pem"] = fs.FileMode(modes.cert)
+						want["svid_bundle.pem"] = fs.FileMode(modes.cert)
+						want["svid_key.pem"] = fs.FileMode(modes.key)
+						want["combined.pem"] = fs.FileMode(modes.key)
+					}
+					// The staged file must have its final mode before it
+					// replaces the target (flat and spiffe-fs stage files).
+					var staged []string
+					files.SetRename(w, func(oldpath, newpath string) error {
+						if fi, err := os.Lstat(oldpath); err == nil && fi.Mode().IsRegular() {
+							if m, ok := want[filepath.Base(newpath)]; ok && fi.Mode().Perm() != m {
+								staged = append(staged, fmt.Sprintf("%s staged with %v, want %v", newpath, fi.Mode().Perm(), m))
+							}
+						}
+						return os.Rename(oldpath, newpath)
+					})
+					check := func() {
+						t.Helper()
+						for name, m := range want {
+							fi, err := os.Stat(filepath.Join(cfg.Dir, name)) // follows the data layout's links
+							if err != nil {
+								t.Fatal(err)
+							}
+							if fi.Mode().Perm() != m {
+								t.Errorf("%s has mode %v, want %v", name, fi.Mode().Perm(), m)
+							}
+						}
+					}
+					if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+						t.Fatal(err)
+					}
+					check()
+					for name := range want {
+						if err := os.Chmod(filepath.Join(cfg.Dir, name), 0o666); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+						t.Fatal(err)
+					}
+					check()
+					for _, s := range staged {
+						t.Error(s)
+					}
+				})
+			}
+		}
+	}
+}
+
+// errInjected is the failure the tests inject into a commit's renames.
+var errInjected = errors.New("injected rename failure")
+
+// TestFailedWriteLeavesPreviousFiles fails the n-th rename of a Write, for
+// every n, and checks that the directory is byte-for-byte as the previous
+// successful Write left it, with no temporary or backup file.
+func TestFailedWriteLeavesPreviousFiles(t *testing.T) {
+	p := newPKI(t)
+	for _, layout := range []string{files.LayoutFlat, files.LayoutData, files.LayoutSPIFFEFS} {
+		t.Run(layout, func(t *testing.T) {
+			cfg := files.DefaultConfig()
+			cfg.Layout = layout
+			cfg.JWTBundleFileName = "jwt_bundle.json"
+			cfg.CombinedFileName = "combined.pem"
+			cfg.BundlePerTrustDomain = true
+
+			// first and next are the two sets written; in spiffe-fs next
+			// also de-federates other.org, which must come back on failure.
+			first := func() *hostapi.CredentialSet { return p.set(t) }
+			next := func() *hostapi.CredentialSet {
+				s := p.set(t)
+				if layout == files.LayoutSPIFFEFS {
+					s.X509Bundles = x509bundle.NewSet(p.root.X509Bundle())
+				}
+				return s
+			}
+
+			// Count the renames of a successful second Write.
+			probe := *cfg
+			probe.Dir = t.TempDir()
+			pw, err := files.New(&probe, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pw.Write(context.Background(), first()); err != nil {
+				t.Fatal(err)
+			}
+			renames := 0
+			files.SetRename(pw, func(o, n string) error { renames++; return os.Rename(o, n) })
+			if _, err := pw.Write(context.Background(), next()); err != nil {
+				t.Fatal(err)
+			}
+			if renames == 0 {
+				t.Fatal("a Write did no rename")
+			}
+			if _, err := os.Stat(filepath.Join(probe.Dir, "other.org"+files.TrustBundleSuffix)); layout == files.LayoutSPIFFEFS && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("de-federated trust bundle still present: %v", err)
+			}
+
+			for fail := 1; fail <= renames; fail++ {
+				t.Run(fmt.Sprintf("rename %d of %d fails", fail, renames), func(t *testing.T) {
+					c := *cfg
+					c.Dir = t.TempDir()
+					w, err := files.New(&c, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := w.Write(context.Background(), first()); err != nil {
+						t.Fatal(err)
+					}
+					before := snapshot(t, c.Dir)
+
+					n := 0
+					files.SetRename(w, func(o, nw string) error {
+						n++
+						if n == fail {
+							return errInjected
+						}
+						return os.Rename(o, nw)
+					})
+					if _, err := w.Write(context.Background(), next()); !errors.Is(err, errInjected) {
+						t.Fatalf("Write error = %v, want the injected failure", err)
+					}
+					after := snapshot(t, c.Dir)
+					if !maps.Equal(before, after) {
+						for k, v := range after {
+							if before[k] != v {
+								t.Errorf("%s changed or appeared", k)
+							}
+						}
+						for k := range before {
+							if _, ok := after[k]; !ok {
+								t.Errorf("%s disappeared", k)
+							}
+						}
+					}
+					if tr := transients(t, c.Dir); len(tr) > 0 {
+						t.Errorf("transient files left: %v", tr)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestTargetIsDirectory forces a real failure, one root cannot bypass: a
+// target name that is a directory. Nothing changes.
+func TestTargetIsDirectory(t *testing.T) {
+	p := newPKI(t)
+	for _, layout := range []string{files.LayoutFlat, files.LayoutData} {
+		t.Run(layout, func(t *testing.T) {
+			cfg := files.DefaultConfig()
+			cfg.Dir = t.TempDir()
+			cfg.Layout = layout
+			w, err := files.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+				t.Fatal(err)
+			}
+			cfg2 := *cfg
+			cfg2.CombinedFileName = "combined.pem" // written last: after svid, key, bundle
+			if err := os.Mkdir(filepath.Join(cfg.Dir, "combined.pem"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, cfg.Dir)
+			w2, err := files.New(&cfg2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = w2.Write(context.Background(), p.set(t))
+			if err == nil || !strings.Contains(err.Error(), "directory") {
+				t.Fatalf("Write error = %v, want one about a directory", err)
+			}
+			if after := snapshot(t, cfg.Dir); !maps.Equal(before, after) {
+				t.Errorf("the directory changed after a failed Write:\nbefore %v\nafter  %v", keys(before), keys(after))
+			}
+		})
+	}
+}
+
+// TestRealRenameFailure makes a rename fail for real, past the pre-checks:
+// the JWT token's name is a non-empty directory created after the
+// staging... which rename(2) refuses with EISDIR. The hook only creates
+// the directory, the failure is the kernel's.
+func TestRealRenameFailure(t *testing.T) {
+	p := newPKI(t)
+	cfg := files.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	w, err := files.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := p.set(t)
+	first.JWTSVIDs = nil
+	if _, err := w.Write(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, cfg.Dir)
+	files.SetRename(w, func(o, n string) error {
+		if filepath.Base(n) == "jwt_svid.token" {
+			if err := os.MkdirAll(filepath.Join(n, "x"), 0o755); err != nil {
+				return err
+			}
+			defer os.RemoveAll(n)
+		}
+		return os.Rename(o, n)
+	})
+	_, err = w.Write(context.Background(), p.set(t))
+	if !errors.Is(err, syscall.EISDIR) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("Write error = %v, want the kernel's rename failure", err)
+	}
+	if after := snapshot(t, cfg.Dir); !maps.Equal(before, after) {
+		t.Errorf("the directory changed after a failed Write:\nbefore %v\nafter  %v", keys(before), keys(after))
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
