@@ -198,7 +198,7 @@ func NewEvents(t testing.TB) *Events {
 		t.Fatalf("opening fifo: %v", err)
 	}
 	e := &Events{Path: path, c: make(chan Event, 64)}
-	done := make(chan struct{})
+	done, stop := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(f)
@@ -212,10 +212,15 @@ func NewEvents(t testing.TB) *Events {
 			if len(f) == 4 {
 				ev.Extra = f[3]
 			}
-			e.c <- ev
+			select {
+			case e.c <- ev:
+			case <-stop:
+				return
+			}
 		}
 	}()
 	t.Cleanup(func() {
+		close(stop)
 		f.Close() // unblocks the reader
 		<-done
 	})
