@@ -209,8 +209,16 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		diags = append(diags, errorf(fileStart(filename), "Nothing to fetch",
 			"set svid_file_name, svid_key_file_name and svid_bundle_file_name (X.509), jwt_svids, or jwt_bundle_file_name; with none of them spiffe-helper and svidagent have nothing to deliver."))
 	}
-	if !x509 {
-		fc.SVIDFileName, fc.SVIDKeyFileName, fc.SVIDBundleFileName = "", "", ""
+	// With X.509 off the names are never used; the writer's defaults keep
+	// its config valid.
+	if fc.SVIDFileName == "" {
+		fc.SVIDFileName = fdef.SVIDFileName
+	}
+	if fc.SVIDKeyFileName == "" {
+		fc.SVIDKeyFileName = fdef.SVIDKeyFileName
+	}
+	if fc.SVIDBundleFileName == "" {
+		fc.SVIDBundleFileName = fdef.SVIDBundleFileName
 	}
 
 	svid := SVID{
@@ -225,7 +233,9 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		Notifiers:     []Notifier{},
 		DeclRange:     fileStart(filename),
 	}
-	diags = append(diags, validatePlugin(fc, "files writer setting", body, helperRename, fileStart(filename))...)
+	if !diags.HasErrors() {
+		diags = append(diags, validatePlugin(fc, "files writer setting", body, helperRename, fileStart(filename))...)
+	}
 
 	// spiffe-helper runs cmd and signals pid_file_name after each X.509
 	// update only; JWT updates signal nothing.
@@ -236,8 +246,10 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 			On:      hostapi.ChangedX509,
 			Timeout: DefaultNotifyTimeout,
 		})
-		diags = append(diags, validatePlugin(ec, "exec notifier setting", body,
-			map[string]string{"args": "cmd_args", "signal": "renew_signal"}, attrs["cmd"].Range)...)
+		if !diags.HasErrors() {
+			diags = append(diags, validatePlugin(ec, "exec notifier setting", body,
+				map[string]string{"args": "cmd_args", "signal": "renew_signal"}, attrs["cmd"].Range)...)
+		}
 	}
 	if pidFile != "" {
 		sc := &signal.Config{PIDFile: pidFile, Signal: renewSignal}
@@ -261,8 +273,10 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 	if health != nil {
 		diags = append(diags, helperHealth(health, &cfg.Health)...)
 	}
-	diags = append(diags, validatePlugin(cfg.Issuers[0].Config, "workloadapi issuer setting", body,
-		map[string]string{"address": "agent_address"}, fileStart(filename))...)
+	if !diags.HasErrors() {
+		diags = append(diags, validatePlugin(cfg.Issuers[0].Config, "workloadapi issuer setting", body,
+			map[string]string{"address": "agent_address"}, fileStart(filename))...)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
