@@ -50,15 +50,22 @@ echo "build-spire: building SPIRE $version into $bin (cold build: ~12 min on 2 c
 start=$SECONDS
 chmod 755 "$tmp"
 mkdir -p "$tmp/bin"
+# go build runs in the background so that a signal interrupts the wait below
+# at once; the trap passes it on as SIGINT, which makes the go command stop
+# and clean up, and the EXIT trap then removes the temporary directory.
 (
 	cd "$tools"
 	# sum.golang.org lacks two aws-sdk modules that SPIRE depends on; go.sum
 	# carries their hashes, so the checksum database is not needed for them.
 	export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}github.com/aws"
-	CGO_ENABLED=1 go build -trimpath -o "$tmp/bin/" \
+	CGO_ENABLED=1 exec go build -trimpath -o "$tmp/bin/" \
 		github.com/spiffe/spire/cmd/spire-server \
 		github.com/spiffe/spire/cmd/spire-agent
-) >&2
+) >&2 &
+build=$!
+trap 'kill -INT "$build" 2>/dev/null || true; wait "$build" || true; exit 1' HUP INT TERM
+wait "$build"
+trap - HUP INT TERM
 echo "build-spire: built in $((SECONDS - start))s" >&2
 
 # A concurrent run may have won the race; its result is as good as ours.
