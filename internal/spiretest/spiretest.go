@@ -355,7 +355,9 @@ func (s *SPIRE) StopServer(t testing.TB) {
 // StartAgent starts the agent and waits until it is healthy. Start calls it;
 // call it again only after StopAgent. A restarted agent reuses its data
 // directory, so it loads its stored SVID instead of attesting again (its
-// join token is single-use). Its SVID lasts 1h.
+// join token is single-use). Its SVID lasts 1h. The agent does not serve the
+// Workload API until it has synced with the server, so with the server
+// stopped StartAgent fails after 30s.
 func (s *SPIRE) StartAgent(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
@@ -443,7 +445,7 @@ func (s *SPIRE) waitHealthy(p *process, bin, sock string) error {
 	defer cancel()
 	var last []byte
 	err := poll(ctx, p, healthPoll, func() bool {
-		out, err := exec.CommandContext(ctx, bin, "healthcheck", "-socketPath", sock).CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, "healthcheck", "-verbose", "-socketPath", sock).CombinedOutput()
 		last = out
 		return err == nil
 	})
