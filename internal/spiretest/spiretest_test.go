@@ -118,6 +118,18 @@ func TestSPIRE(t *testing.T) {
 		s.DeleteEntry(t, entryID)
 	})
 
+	// Hammers the harness's lock under -race.
+	t.Run("concurrent entries", func(t *testing.T) {
+		for i := range 4 {
+			t.Run(strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				sel := "unix:uid:" + strconv.Itoa(os.Getuid()+2+i)
+				entryID := s.CreateEntry(t, "spiffe://example.org/concurrent/"+strconv.Itoa(i), sel)
+				s.DeleteEntry(t, entryID)
+			})
+		}
+	})
+
 	fetch := func(t *testing.T) {
 		t.Helper()
 		// A fresh client: the old connection went away with the agent.
