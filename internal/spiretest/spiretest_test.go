@@ -3,6 +3,7 @@
 package spiretest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -104,6 +105,13 @@ func TestSPIRE(t *testing.T) {
 		}
 		if left := time.Until(svid.Expiry); left > ttl || left <= 0 {
 			t.Errorf("JWT-SVID expires in %v, want at most %v", left, ttl)
+		}
+	})
+
+	t.Run("server cli", func(t *testing.T) {
+		out := s.ServerCLI(t, "agent", "list", "-output", "json")
+		if !bytes.Contains(out, []byte(s.AgentID()[len("spiffe://example.org"):])) {
+			t.Errorf("agent list does not show %s:\n%s", s.AgentID(), out)
 		}
 	})
 
