@@ -242,7 +242,9 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wctx, cancel := context.WithTimeout(ctx, r.a.writeTimeout)
+			// A write that has begun finishes even when the agent is
+			// stopping, so that shutdown never interrupts a delivery.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.a.writeTimeout)
 			defer cancel()
 			res, err := o.writer.Write(wctx, &oset)
 			if err == nil && res == nil {
@@ -403,14 +405,31 @@ func (r *svidRunner) issueX509(ctx context.Context, withJWTBundles bool) (*hosta
 }
 
 func (r *svidRunner) renewAtX509(svids []*x509svid.SVID) time.Time {
+	now := time.Now()
 	var at time.Time
 	for _, s := range svids {
-		leaf := s.Certificates[0]
-		life := leaf.NotAfter.Sub(leaf.NotBefore)
-		t := leaf.NotBefore.Add(time.Duration(float64(life) * r.cfg.RenewFraction))
+		t := renewAt(now, s.Certificates[0].NotBefore, s.Certificates[0].NotAfter, r.cfg.RenewFraction, r.a.retryMin)
 		if at.IsZero() || t.Before(at) {
 			at = t
 		}
+	}
+	return at
+}
+
+// renewAt is when a credential valid from notBefore to notAfter and
+// received at now is renewed: after fraction of the lifetime that is left
+// from the later of notBefore and now. Issuers backdate NotBefore for clock
+// skew (SPIRE and the dev issuer by 10s), so measuring from NotBefore alone
+// would renew a short-lived credential at once, in a loop. It is never
+// sooner than floor from now.
+func renewAt(now, notBefore, notAfter time.Time, fraction float64, floor time.Duration) time.Time {
+	start := notBefore
+	if now.After(start) {
+		start = now
+	}
+	at := start.Add(time.Duration(float64(notAfter.Sub(start)) * fraction))
+	if min := now.Add(floor); at.Before(min) {
+		at = min
 	}
 	return at
 }
@@ -439,7 +458,7 @@ func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) 
 		r.update(creds)
 		var at time.Time
 		for _, s := range creds.JWTSVIDs {
-			t := fetched.Add(time.Duration(float64(s.SVID.Expiry.Sub(fetched)) * r.cfg.RenewFraction))
+			t := renewAt(fetched, fetched, s.SVID.Expiry, r.cfg.RenewFraction, r.a.retryMin)
 			if at.IsZero() || t.Before(at) {
 				at = t
 			}
