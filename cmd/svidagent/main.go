@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/agent"
+	"github.com/svidagent/svidagent/internal/config"
 )
 
 // Exit codes.
@@ -86,6 +87,7 @@ type commonFlags struct {
 	config     string
 	daemonMode bool
 	daemonSet  bool
+	levelSet   bool
 	logLevel   string
 	logFormat  string
 }
@@ -108,8 +110,11 @@ func parseFlags(name string, args []string, stderr io.Writer, withDaemon bool) (
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "daemon-mode" {
+		switch fl.Name {
+		case "daemon-mode":
 			f.daemonSet = true
+		case "log-level":
+			f.levelSet = true
 		}
 	})
 	return f, nil
@@ -146,34 +151,23 @@ func findConfig(path string) (string, error) {
 func loadConfig(path string, stderr io.Writer) (*agent.Config, bool) {
 	cfg, err := agent.LoadConfig(path)
 	if err != nil {
-		printConfigError(stderr, err)
+		printConfigError(stderr, path, err)
 		return nil, false
+	}
+	if len(cfg.Warnings) > 0 {
+		printConfigError(stderr, path, cfg.Warnings)
 	}
 	return cfg, true
 }
 
-// printConfigError prints diagnostics as file:line:col: summary, with the
-// detail (which says how to fix it) indented below.
-func printConfigError(w io.Writer, err error) {
-	var diags hcl.Diagnostics
-	if !errors.As(err, &diags) {
-		fmt.Fprintf(w, "svidagent: %v\n", err)
-		return
+// printConfigError prints diagnostics as file:line:col: summary, the
+// source line with a caret, and the detail that says how to fix it.
+func printConfigError(w io.Writer, path string, err error) {
+	files := map[string]*hcl.File{}
+	if src, rerr := os.ReadFile(path); rerr == nil {
+		files[path] = &hcl.File{Bytes: src}
 	}
-	for _, d := range diags {
-		sev := "error"
-		if d.Severity == hcl.DiagWarning {
-			sev = "warning"
-		}
-		if d.Subject != nil {
-			fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary)
-		} else {
-			fmt.Fprintf(w, "%s: %s\n", sev, d.Summary)
-		}
-		if d.Detail != "" {
-			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(d.Detail, "\n", "\n    "))
-		}
-	}
+	fmt.Fprint(w, config.FormatError(err, files))
 }
 
 func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
@@ -185,11 +179,6 @@ func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
 		fmt.Fprintf(stderr, "svidagent: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(f, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "svidagent: %v\n", err)
-		return exitUsage
-	}
 	path, err := findConfig(f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "svidagent: %v\n", err)
@@ -197,6 +186,14 @@ func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
 	}
 	cfg, ok := loadConfig(path, stderr)
 	if !ok {
+		return exitUsage
+	}
+	if !f.levelSet && cfg.LogLevel != "" {
+		f.logLevel = cfg.LogLevel // helper.conf's log_level, when -log-level is not given
+	}
+	log, err := newLogger(f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "svidagent: %v\n", err)
 		return exitUsage
 	}
 	if f.daemonSet {

@@ -66,6 +66,7 @@ func TestModes(t *testing.T) {
 func TestNativeModes(t *testing.T) {
 	src := `issuer "dev" {}
 svid "web" {
+  spiffe_id = "spiffe://example.org/web"
   writer "files" {
     dir            = "/run/web"
     cert_file_mode = 0444
@@ -89,7 +90,7 @@ func TestDetect(t *testing.T) {
 		src  string
 		want config.Format
 	}{
-		{name: "issuer block", src: "issuer \"dev\" {}\nsvid \"a\" {\n writer \"files\" { dir = \"d\" }\n}\n", want: config.FormatNative},
+		{name: "issuer block", src: "issuer \"dev\" {}\nsvid \"a\" {\n spiffe_id = \"spiffe://example.org/a\"\n writer \"files\" { dir = \"d\" }\n}\n", want: config.FormatNative},
 		{name: "keys only", src: x509Names, want: config.FormatSPIFFEHelper},
 		{name: "daemon_mode is in both", src: "daemon_mode = false\n" + x509Names, want: config.FormatSPIFFEHelper},
 	}

@@ -130,10 +130,34 @@ func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 			cfg.SVIDs = append(cfg.SVIDs, s)
 		}
 	}
+	diags = append(diags, checkSigningIssuers(cfg)...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	return cfg, diags
+}
+
+// csrSigner is implemented by the config of an issuer that signs the core's
+// CSRs, and so must be told which SPIFFE ID to put in them.
+type csrSigner interface{ SignsCSR() bool }
+
+// checkSigningIssuers requires spiffe_id in every X.509 svid block whose
+// issuer signs requests: such an issuer cannot choose the identity itself.
+func checkSigningIssuers(cfg *Config) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, s := range cfg.SVIDs {
+		if !s.X509 || s.SPIFFEID != "" {
+			continue
+		}
+		for _, iss := range cfg.Issuers {
+			if c, ok := iss.Config.(csrSigner); ok && iss.Name == s.Issuer && c.SignsCSR() {
+				diags = append(diags, errorf(s.DeclRange, "Missing spiffe_id",
+					"svid %q gets its X509-SVID from issuer %q (%s), which signs requests and so must be told the identity; add spiffe_id = \"spiffe://<trust domain>/%s\", say.",
+					s.Name, s.Issuer, iss.Type, s.Name))
+			}
+		}
+	}
+	return diags
 }
 
 // lookupModule resolves a plugin block's type. Today that is a built-in

@@ -17,3 +17,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{TrustDomain: "example.org", TTL: "1m", CATTL: "24h"}
 }
+
+// SignsCSR reports that the dev issuer signs the core's requests, so an
+// svid block using it must name its spiffe_id.
+func (*Config) SignsCSR() bool { return true }

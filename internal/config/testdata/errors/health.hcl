@@ -1,5 +1,6 @@
 issuer "dev" {}
 svid "web" {
+  spiffe_id = "spiffe://example.org/web"
   writer "files" { dir = "/run/web" }
 }
 health {
