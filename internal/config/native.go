@@ -189,9 +189,7 @@ func decodePlugin(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Blo
 		}
 	}
 	schema, _ := gohcl.ImpliedBodySchema(cfg)
-	for _, a := range core(kind).Attributes {
-		schema.Attributes = append(schema.Attributes, a)
-	}
+	schema.Attributes = append(schema.Attributes, core(kind).Attributes...)
 	diags = append(diags, explain(gohcl.DecodeBody(rest, nil, cfg), b.Body, schema)...)
 	if diags.HasErrors() {
 		return nil, diags
