@@ -6,7 +6,12 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 SPIRE_VERSION := v1.13.0
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build run test test-unit spire check bench clean
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+TOOLS := $(CURDIR)/bin/tools
+PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
+
+.PHONY: help build run test test-unit spire check bench clean generate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +39,19 @@ check: ## gofmt, vet, staticcheck, linux/arm64 cross-build
 
 bench: ## rotation-path benchmarks (ns/op, allocs/op)
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/
+
+generate: ## regenerate the committed protobuf code (needs Debian's protobuf-compiler)
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(TOOLS):$$PATH" protoc -I hostapi/proto \
+		--go_out=hostapi/proto --go_opt=paths=source_relative \
+		--go-grpc_out=hostapi/proto --go-grpc_opt=paths=source_relative \
+		$(patsubst hostapi/proto/%,%,$(PROTOS))
+	@# gRPC stubs are for the host and subprocess plugins only: WASM guests
+	@# import the message packages without linking gRPC.
+	for f in $$(find hostapi/proto -name '*_grpc.pb.go'); do \
+		{ printf '//go:build !wasip1\n\n'; cat "$$f"; } > "$$f.tmp" && mv "$$f.tmp" "$$f"; done
 
 clean: ## remove build output
 	rm -rf bin out
