@@ -1,0 +1,53 @@
+// Package pluginhost adapts external plugins — WASM modules (internal/
+// wasmhost) and go-plugin subprocesses (internal/gopluginhost) — onto the
+// hostapi Go interfaces, so that the core never knows which runtime a plugin
+// uses. It owns version negotiation, the Validate/Configure/Close lifecycle,
+// the conversion between hostapi types and the v1 protobuf messages, and the
+// circuit breaker.
+package pluginhost
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Conn is a connection to one plugin, whatever its runtime. Both runtimes
+// implement it.
+//
+// Invoke calls method, in gRPC's full form
+// ("/svidagent.plugin.notifier.v1.Notifier/Notify"), with req and fills resp.
+// Errors are gRPC status errors (google.golang.org/grpc/status) with the
+// codes listed in hostapi/ABI.md, so callers branch on status.Code(err)
+// alike for both runtimes. Invoke honours ctx's deadline. A runtime that
+// recovers from a crash (a fresh WASM instance, a restarted process) replays
+// the last successful Describe and Configure to the new instance before
+// serving the call, so recovery is invisible to the caller.
+//
+// Close releases the plugin (it does not call the plugin's Close method:
+// the adapter does that first). It is idempotent.
+type Conn interface {
+	Invoke(ctx context.Context, method string, req, resp proto.Message) error
+	Close() error
+}
+
+// Full method names of host API v1.
+const (
+	MethodDescribe  = "/svidagent.plugin.v1.Plugin/Describe"
+	MethodValidate  = "/svidagent.plugin.v1.Plugin/Validate"
+	MethodConfigure = "/svidagent.plugin.v1.Plugin/Configure"
+	MethodClose     = "/svidagent.plugin.v1.Plugin/Close"
+	MethodIssue     = "/svidagent.plugin.issuer.v1.Issuer/Issue"
+	MethodWrite     = "/svidagent.plugin.writer.v1.Writer/Write"
+	MethodNotify    = "/svidagent.plugin.notifier.v1.Notifier/Notify"
+)
+
+// Service names of host API v1, as Describe lists them.
+const (
+	ServicePlugin   = "svidagent.plugin.v1.Plugin"
+	ServiceIssuer   = "svidagent.plugin.issuer.v1.Issuer"
+	ServiceWriter   = "svidagent.plugin.writer.v1.Writer"
+	ServiceNotifier = "svidagent.plugin.notifier.v1.Notifier"
+	ServiceLogger   = "svidagent.host.v1.Logger"
+	ServiceHTTP     = "svidagent.host.v1.HTTP"
+)
