@@ -204,8 +204,8 @@ func TestBurstCoalescesAndLastWins(t *testing.T) {
 
 	var last *x509svid.SVID
 	for range 50 {
-		last = ca.svid(t, webID, time.Hour)
-		iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{last}, X509Bundles: ca.bundle()}
+		last = svidOf(t, ca, webID, time.Hour)
+		iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{last}, X509Bundles: bundleOf(ca)}
 	}
 	w.mu.Lock()
 	close(w.block)
@@ -255,7 +255,7 @@ func TestJWTRefreshDoesNotSignalX509Consumers(t *testing.T) {
 	cfg.SVIDs[0].Notifiers[1].Name = "fake#2"
 	start(t, cfg)
 
-	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{ca.svid(t, webID, time.Hour)}, X509Bundles: ca.bundle(), JWTBundles: newJWTBundles(t, "example.org")}
+	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svidOf(t, ca, webID, time.Hour)}, X509Bundles: bundleOf(ca), JWTBundles: newJWTBundles(t, "example.org")}
 	recv(t, w.wrote, "first write")
 	recv(t, x509n.events, "initial x509 notification")
 	recv(t, jwtn.events, "initial jwt notification")
@@ -271,7 +271,7 @@ func TestJWTRefreshDoesNotSignalX509Consumers(t *testing.T) {
 	}
 	// An X.509 change reaches the X.509 consumer; had the JWT change
 	// reached it, it would be queued before this one.
-	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{ca.svid(t, webID, time.Hour)}}
+	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svidOf(t, ca, webID, time.Hour)}}
 	ev = recv(t, x509n.events, "x509 notification")
 	if !ev.Reason.Has(hostapi.ChangedX509) || ev.Reason.Has(hostapi.ChangedJWTBundle) {
 		t.Fatalf("x509 consumer got reason %v, want x509 only", ev.Reason)
@@ -305,8 +305,8 @@ func TestUnverifiableChainIsNotWritten(t *testing.T) {
 		SVIDs:      []config.SVID{svidCfg("fake-push", w)},
 	}
 	h := start(t, cfg)
-	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{other.svid(t, webID, time.Hour)}, X509Bundles: ca.bundle()}
-	good := ca.svid(t, webID, time.Hour)
+	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svidOf(t, other, webID, time.Hour)}, X509Bundles: bundleOf(ca)}
+	good := svidOf(t, ca, webID, time.Hour)
 	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{good}}
 	set := recv(t, w.wrote, "write of the verifiable chain")
 	if !set.X509SVIDs[0].Certificates[0].Equal(good.Certificates[0]) {
@@ -381,7 +381,7 @@ func TestStatusHammer(t *testing.T) {
 		}()
 	}
 	for range 200 {
-		iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{ca.svid(t, webID, time.Hour)}, X509Bundles: ca.bundle()}
+		iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svidOf(t, ca, webID, time.Hour)}, X509Bundles: bundleOf(ca)}
 	}
 	close(stop)
 	wg.Wait()

@@ -43,9 +43,9 @@ func BenchmarkRotation(b *testing.B) {
 			// rotation path's.
 			svids := make([]*x509svid.SVID, b.N+1)
 			for i := range svids {
-				svids[i] = ca.svid(b, webID, time.Hour)
+				svids[i] = svidOf(b, ca, webID, time.Hour)
 			}
-			bundle := ca.bundle()
+			bundle := bundleOf(ca)
 			iss.updates <- &hostapi.Credentials{X509SVIDs: svids[:1], X509Bundles: bundle}
 			recv(b, n.events, "initial rotation")
 			b.ReportAllocs()

@@ -2,15 +2,8 @@ package agent_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +16,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/registry"
+	"github.com/svidagent/svidagent/internal/testca"
 )
 
 // Fake plugins for the core's unit tests. They register under "fake" IDs
@@ -39,73 +33,20 @@ func init() {
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*recNotifier), nil }})
 }
 
-// testCA mints real certificates.
-type testCA struct {
-	td   spiffeid.TrustDomain
-	cert *x509.Certificate
-	key  crypto.Signer
+func newTestCA(t testing.TB, td string) *testca.CA {
+	return testca.New(t, spiffeid.RequireTrustDomainFromString(td))
 }
 
-func newTestCA(t testing.TB, td string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tdID := spiffeid.RequireTrustDomainFromString(td)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		URIs:                  []*url.URL{tdID.ID().URL()},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{td: tdID, cert: cert, key: key}
-}
+func bundleOf(ca *testca.CA) *x509bundle.Set { return x509bundle.NewSet(ca.X509Bundle()) }
 
-func (ca *testCA) bundle() *x509bundle.Set {
-	return x509bundle.NewSet(x509bundle.FromX509Authorities(ca.td, []*x509.Certificate{ca.cert}))
-}
-
-var serials atomic.Int64
-
-// sign issues a leaf for pub with lifetime ttl.
-func (ca *testCA) sign(t testing.TB, id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration) *x509.Certificate {
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serials.Add(1) + 100),
-		NotBefore:    now.Add(-time.Second),
-		NotAfter:     now.Add(ttl),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{id.URL()},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
-}
-
-// svid issues a complete X509-SVID with its own key.
-func (ca *testCA) svid(t testing.TB, id spiffeid.ID, ttl time.Duration) *x509svid.SVID {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	return &x509svid.SVID{ID: id, Certificates: []*x509.Certificate{ca.sign(t, id, key.Public(), ttl)}, PrivateKey: key}
+func svidOf(t testing.TB, ca *testca.CA, id spiffeid.ID, ttl time.Duration) *x509svid.SVID {
+	return ca.X509SVID(t, id, testca.WithTTL(ttl))
 }
 
 // pullIssuer signs the CSR of each request, or fails while failing is set.
 type pullIssuer struct {
 	t       testing.TB
-	ca      *testCA
+	ca      *testca.CA
 	ttl     time.Duration
 	failing atomic.Bool
 	calls   atomic.Int64
@@ -120,10 +61,10 @@ func (p *pullIssuer) Issue(_ context.Context, req *hostapi.IssueRequest) (*hosta
 	if err != nil {
 		return nil, err
 	}
-	leaf := p.ca.sign(p.t, req.SPIFFEID, csr.PublicKey, p.ttl)
+	chain := p.ca.Certify(p.t, req.SPIFFEID, csr.PublicKey, testca.WithTTL(p.ttl))
 	return &hostapi.Credentials{
-		X509SVIDs:   []*x509svid.SVID{{ID: req.SPIFFEID, Certificates: []*x509.Certificate{leaf}}},
-		X509Bundles: p.ca.bundle(),
+		X509SVIDs:   []*x509svid.SVID{{ID: req.SPIFFEID, Certificates: chain}},
+		X509Bundles: bundleOf(p.ca),
 	}, nil
 }
 
@@ -228,13 +169,5 @@ func plugin(name string, cfg any) config.Plugin {
 }
 
 func newJWTBundles(t testing.TB, td string) *jwtbundle.Set {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := jwtbundle.New(spiffeid.RequireTrustDomainFromString(td))
-	if err := b.AddJWTAuthority(big.NewInt(serials.Add(1)).String(), key.Public()); err != nil {
-		t.Fatal(err)
-	}
-	return jwtbundle.NewSet(b)
+	return jwtbundle.NewSet(newTestCA(t, td).JWTBundle())
 }

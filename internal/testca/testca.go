@@ -121,11 +121,23 @@ func (ca *CA) JWTKeyID() string { return ca.jwtKID }
 // the root.
 func (ca *CA) X509SVID(t testing.TB, id spiffeid.ID, opts ...Option) *x509svid.SVID {
 	t.Helper()
-	o := options{ttl: time.Hour}
+	o := options{}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	key := newKey(t)
+	return &x509svid.SVID{ID: id, Certificates: ca.Certify(t, id, key.Public(), opts...), PrivateKey: key, Hint: o.hint}
+}
+
+// Certify issues a chain for id certifying pub, as a CA signing a CSR
+// does: the leaf followed by every intermediate up to (not including) the
+// root.
+func (ca *CA) Certify(t testing.TB, id spiffeid.ID, pub crypto.PublicKey, opts ...Option) []*x509.Certificate {
+	t.Helper()
+	o := options{ttl: time.Hour}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          newSerial(t),
@@ -137,12 +149,11 @@ func (ca *CA) X509SVID(t testing.TB, id spiffeid.ID, opts ...Option) *x509svid.S
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	leaf := createCert(t, tmpl, ca.cert, key.Public(), ca.key)
-	chain := []*x509.Certificate{leaf}
+	chain := []*x509.Certificate{createCert(t, tmpl, ca.cert, pub, ca.key)}
 	for c := ca; c.parent != nil; c = c.parent {
 		chain = append(chain, c.cert)
 	}
-	return &x509svid.SVID{ID: id, Certificates: chain, PrivateKey: key, Hint: o.hint}
+	return chain
 }
 
 // SignJWT returns a JWT-SVID token for id with the given audience, signed
