@@ -346,30 +346,42 @@ func (r *svidRunner) watchSource(ctx context.Context, w hostapi.Watcher, req *ho
 	}
 }
 
-// pullX509 renews X509-SVIDs from a signing issuer at the configured
-// fraction of their lifetime. Each renewal uses a fresh key.
-func (r *svidRunner) pullX509(ctx context.Context, l *loop, withJWTBundles bool) {
+// pull calls issue until ctx is done: after a success it delivers the
+// credentials and waits until the renewal time issue returned, after a
+// failure it backs off.
+func (r *svidRunner) pull(ctx context.Context, l *loop, issue func(context.Context) (*hostapi.Credentials, time.Time, error)) {
 	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
 	for {
 		l.busy()
-		creds, err := r.issueX509(ctx, withJWTBundles)
+		creds, next, err := issue(ctx)
 		l.idle()
 		if ctx.Err() != nil {
 			return
 		}
+		wait := time.Until(next)
 		if err != nil {
 			r.reportIssuerErr(err)
-			if !sleepCtx(ctx, bo.next()) {
-				return
-			}
-			continue
+			wait = bo.next()
+		} else {
+			bo.reset()
+			r.update(creds)
 		}
-		bo.reset()
-		r.update(creds)
-		if !sleepCtx(ctx, time.Until(r.renewAtX509(creds.X509SVIDs))) {
+		if !sleepCtx(ctx, wait) {
 			return
 		}
 	}
+}
+
+// pullX509 renews X509-SVIDs from a signing issuer at the configured
+// fraction of their lifetime. Each renewal uses a fresh key.
+func (r *svidRunner) pullX509(ctx context.Context, l *loop, withJWTBundles bool) {
+	r.pull(ctx, l, func(ctx context.Context) (*hostapi.Credentials, time.Time, error) {
+		creds, err := r.issueX509(ctx, withJWTBundles)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return creds, r.renewAtX509(creds.X509SVIDs), nil
+	})
 }
 
 func (r *svidRunner) issueX509(ctx context.Context, withJWTBundles bool) (*hostapi.Credentials, error) {
@@ -438,24 +450,12 @@ func renewAt(now, notBefore, notAfter time.Time, fraction float64, floor time.Du
 // remaining lifetime, for every issuer (the Workload API serves JWT-SVIDs
 // on request only).
 func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) {
-	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
-	for {
-		l.busy()
+	r.pull(ctx, l, func(ctx context.Context) (*hostapi.Credentials, time.Time, error) {
 		fetched := time.Now()
 		creds, err := r.issueJWT(ctx, withJWTBundles)
-		l.idle()
-		if ctx.Err() != nil {
-			return
-		}
 		if err != nil {
-			r.reportIssuerErr(err)
-			if !sleepCtx(ctx, bo.next()) {
-				return
-			}
-			continue
+			return nil, time.Time{}, err
 		}
-		bo.reset()
-		r.update(creds)
 		var at time.Time
 		for _, s := range creds.JWTSVIDs {
 			t := renewAt(fetched, fetched, s.SVID.Expiry, r.cfg.RenewFraction, r.a.retryMin)
@@ -463,10 +463,8 @@ func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) 
 				at = t
 			}
 		}
-		if !sleepCtx(ctx, time.Until(at)) {
-			return
-		}
-	}
+		return creds, at, nil
+	})
 }
 
 func (r *svidRunner) issueJWT(ctx context.Context, withJWTBundles bool) (*hostapi.Credentials, error) {
