@@ -446,6 +446,10 @@ func renewAt(now, notBefore, notAfter time.Time, fraction float64, floor time.Du
 	return at
 }
 
+// bundleRefresh is how often a signing issuer is asked for JWT bundles when
+// no JWT-SVID's renewal asks for them sooner.
+const bundleRefresh = 5 * time.Minute
+
 // pullJWT renews the block's JWT-SVIDs at the configured fraction of their
 // remaining lifetime, for every issuer (the Workload API serves JWT-SVIDs
 // on request only).
@@ -456,10 +460,11 @@ func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) 
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		var at time.Time
+		// With no token to renew (a bundle-only block), the bundles are
+		// fetched again every bundleRefresh.
+		at := fetched.Add(bundleRefresh)
 		for _, s := range creds.JWTSVIDs {
-			t := renewAt(fetched, fetched, s.SVID.Expiry, r.cfg.RenewFraction, r.a.retryMin)
-			if at.IsZero() || t.Before(at) {
+			if t := renewAt(fetched, fetched, s.SVID.Expiry, r.cfg.RenewFraction, r.a.retryMin); t.Before(at) {
 				at = t
 			}
 		}
