@@ -462,11 +462,14 @@ func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) 
 		}
 		// With no token to renew (a bundle-only block), the bundles are
 		// fetched again every bundleRefresh.
-		at := fetched.Add(bundleRefresh)
+		var at time.Time
 		for _, s := range creds.JWTSVIDs {
-			if t := renewAt(fetched, fetched, s.SVID.Expiry, r.cfg.RenewFraction, r.a.retryMin); t.Before(at) {
+			if t := renewAt(fetched, fetched, s.SVID.Expiry, r.cfg.RenewFraction, r.a.retryMin); at.IsZero() || t.Before(at) {
 				at = t
 			}
+		}
+		if at.IsZero() {
+			at = fetched.Add(bundleRefresh)
 		}
 		return creds, at, nil
 	})
