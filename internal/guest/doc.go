@@ -1,0 +1,20 @@
+// Package guest is the plugin side of host API v1, shared by the SDKs of
+// both runtimes (sdk/wasm and sdk/goplugin): a [Dispatcher] takes a call as
+// a method name and protobuf bytes, decodes it with internal/wire, runs the
+// plugin's Go implementation (hostapi.Issuer, hostapi.Writer or
+// hostapi.Notifier, optionally sdk.Configurer and io.Closer) and encodes
+// the answer with a status code of hostapi/ABI.md. The runtime-specific
+// transport (the WASM exports, the gRPC server) stays in the SDKs.
+//
+// It exists so that the SDKs share one dispatch; it is not part of the
+// public API.
+//
+//	d, err := guest.New(sdk.Info{Name: "notifier-webhook"}, impl, hostCaller)
+//	if err != nil { ... }
+//	code, msg, resp := d.Handle(ctx, "/svidagent.plugin.notifier.v1.Notifier/Notify", req)
+//
+// Plugin code receives the agent's services through the context:
+// sdk.HostFromContext(ctx) is a host whose Log and HTTP go through the
+// HostCaller given to New (svidagent.host.v1.Logger/Log and
+// svidagent.host.v1.HTTP/Request).
+package guest

@@ -1,0 +1,321 @@
+package guest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/svidagent/svidagent/hostapi"
+	issuerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/issuer/v1"
+	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
+	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
+	"github.com/svidagent/svidagent/internal/wire"
+	"github.com/svidagent/svidagent/sdk"
+	"google.golang.org/protobuf/proto"
+)
+
+// Method names of host API v1, without the leading "/" (Handle accepts
+// both forms).
+const (
+	MethodDescribe  = "svidagent.plugin.v1.Plugin/Describe"
+	MethodValidate  = "svidagent.plugin.v1.Plugin/Validate"
+	MethodConfigure = "svidagent.plugin.v1.Plugin/Configure"
+	MethodClose     = "svidagent.plugin.v1.Plugin/Close"
+	MethodIssue     = "svidagent.plugin.issuer.v1.Issuer/Issue"
+	MethodWrite     = "svidagent.plugin.writer.v1.Writer/Write"
+	MethodNotify    = "svidagent.plugin.notifier.v1.Notifier/Notify"
+)
+
+// Service names of host API v1, as Describe lists them.
+const (
+	ServicePlugin   = "svidagent.plugin.v1.Plugin"
+	ServiceIssuer   = "svidagent.plugin.issuer.v1.Issuer"
+	ServiceWriter   = "svidagent.plugin.writer.v1.Writer"
+	ServiceNotifier = "svidagent.plugin.notifier.v1.Notifier"
+)
+
+// CapabilityIssuerReturnsKeys is the capability an issuer declares to
+// return its own private keys instead of signing the core's CSR.
+const CapabilityIssuerReturnsKeys = "issuer.returns_keys"
+
+// HostCaller calls a host service: method is in gRPC's full form
+// ("/svidagent.host.v1.HTTP/Request"), req and resp are protobuf bytes, and
+// code and msg are the answer's status (0 and "" on success). A runtime
+// that needs another method form (the WASM envelope has no leading "/")
+// converts it.
+type HostCaller func(ctx context.Context, method string, req []byte) (code uint32, msg string, resp []byte)
+
+// Dispatcher serves host API v1 calls, as raw method names and protobuf
+// bytes, with a plugin implementation. It is shared by sdk/wasm and
+// sdk/goplugin; it never panics and never logs.
+//
+// Concurrency: calls of the kind's method may run concurrently (the plugin
+// handles that); Configure and Close wait for them and run alone.
+type Dispatcher struct {
+	info    sdk.Info
+	kind    hostapi.Kind
+	service string
+	impl    any
+	conf    sdk.Configurer // nil when impl takes no config
+	host    sdk.Host
+
+	mu         sync.RWMutex // held for writing by Configure and Close
+	configured bool
+	closed     bool
+}
+
+// New returns a Dispatcher serving impl, which must implement exactly one
+// of hostapi.Issuer, hostapi.Writer and hostapi.Notifier, and may implement
+// sdk.Configurer and io.Closer. host may be nil: plugin code then gets a
+// host that discards logs and refuses HTTP.
+func New(info sdk.Info, impl any, host HostCaller) (*Dispatcher, error) {
+	if info.Name == "" {
+		return nil, errors.New("creating the plugin dispatcher: sdk.Info.Name is required")
+	}
+	if impl == nil {
+		return nil, errors.New("creating the plugin dispatcher: the plugin implementation is nil")
+	}
+	var kinds []hostapi.Kind
+	if _, ok := impl.(hostapi.Issuer); ok {
+		kinds = append(kinds, hostapi.KindIssuer)
+	}
+	if _, ok := impl.(hostapi.Writer); ok {
+		kinds = append(kinds, hostapi.KindWriter)
+	}
+	if _, ok := impl.(hostapi.Notifier); ok {
+		kinds = append(kinds, hostapi.KindNotifier)
+	}
+	switch len(kinds) {
+	case 0:
+		return nil, fmt.Errorf("creating the plugin dispatcher: %T implements none of hostapi.Issuer, hostapi.Writer, hostapi.Notifier; implement exactly one", impl)
+	case 1:
+	default:
+		return nil, fmt.Errorf("creating the plugin dispatcher: %T implements several plugin kinds (%v); implement exactly one", impl, kinds)
+	}
+	d := &Dispatcher{info: info, kind: kinds[0], impl: impl}
+	d.service = map[hostapi.Kind]string{
+		hostapi.KindIssuer: ServiceIssuer, hostapi.KindWriter: ServiceWriter, hostapi.KindNotifier: ServiceNotifier,
+	}[d.kind]
+	d.conf, _ = impl.(sdk.Configurer)
+	if host != nil {
+		d.host = hostImpl{call: host}
+	}
+	return d, nil
+}
+
+// Kind returns the kind of the plugin.
+func (d *Dispatcher) Kind() hostapi.Kind { return d.kind }
+
+// Handle serves one call. method is "<package>.<Service>/<Method>", with or
+// without a leading "/"; payload is the request message, protobuf binary.
+// It returns a status code of hostapi/ABI.md, a message (empty on success)
+// and the response message, protobuf binary (empty on error). A panic in
+// plugin code is recovered and answered with INTERNAL.
+func (d *Dispatcher) Handle(ctx context.Context, method string, payload []byte) (code uint32, msg string, resp []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			code, msg, resp = uint32(sdk.CodeInternal), fmt.Sprintf("plugin %s panicked: %v", d.info.Name, r), nil
+		}
+	}()
+	if d.host != nil {
+		ctx = sdk.WithHost(ctx, d.host)
+	} else {
+		ctx = sdk.WithHost(ctx, nil)
+	}
+	var (
+		out proto.Message
+		err error
+	)
+	switch m := trimMethod(method); m {
+	case MethodDescribe:
+		out, err = handle(payload, &pluginv1.DescribeRequest{}, func(*pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
+			return d.describe(), nil
+		})
+	case MethodValidate:
+		out, err = handle(payload, &pluginv1.ValidateRequest{}, func(req *pluginv1.ValidateRequest) (*pluginv1.ValidateResponse, error) {
+			return &pluginv1.ValidateResponse{Problems: wire.FieldErrorsToProto(d.validate(req.GetConfigJson()))}, nil
+		})
+	case MethodConfigure:
+		out, err = handle(payload, &pluginv1.ConfigureRequest{}, func(req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
+			return &pluginv1.ConfigureResponse{}, d.configure(ctx, req.GetConfigJson())
+		})
+	case MethodClose:
+		out, err = handle(payload, &pluginv1.CloseRequest{}, func(*pluginv1.CloseRequest) (*pluginv1.CloseResponse, error) {
+			return &pluginv1.CloseResponse{}, d.close()
+		})
+	case MethodNotify, MethodWrite, MethodIssue:
+		if m != d.kindMethod() {
+			return uint32(sdk.CodeUnimplemented), fmt.Sprintf("plugin %s is a %s and does not implement %s", d.info.Name, d.kind, m), nil
+		}
+		out, err = d.serveKind(ctx, m, payload)
+	default:
+		return uint32(sdk.CodeUnimplemented), fmt.Sprintf("plugin %s does not implement method %q", d.info.Name, method), nil
+	}
+	if err != nil {
+		return uint32(sdk.CodeOf(err)), err.Error(), nil
+	}
+	b, err := proto.Marshal(out)
+	if err != nil {
+		return uint32(sdk.CodeInternal), "encoding the response: " + err.Error(), nil
+	}
+	return 0, "", b
+}
+
+// handle decodes payload into req and calls f.
+func handle[Req proto.Message, Resp proto.Message](payload []byte, req Req, f func(Req) (Resp, error)) (proto.Message, error) {
+	if err := proto.Unmarshal(payload, req); err != nil {
+		return nil, sdk.Errorf(sdk.CodeInvalidArgument, "decoding %s: %v", req.ProtoReflect().Descriptor().Name(), err)
+	}
+	resp, err := f(req)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (d *Dispatcher) kindMethod() string {
+	switch d.kind {
+	case hostapi.KindIssuer:
+		return MethodIssue
+	case hostapi.KindWriter:
+		return MethodWrite
+	default:
+		return MethodNotify
+	}
+}
+
+func (d *Dispatcher) describe() *pluginv1.DescribeResponse {
+	return &pluginv1.DescribeResponse{
+		Name: d.info.Name, Version: d.info.Version,
+		Services:     []string{ServicePlugin, d.service},
+		Capabilities: slices.Clone(d.info.Capabilities),
+	}
+}
+
+// emptyConfig reports whether b is no config at all: empty, null or {}.
+func emptyConfig(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		return true
+	}
+	var m map[string]json.RawMessage
+	return json.Unmarshal(b, &m) == nil && len(m) == 0
+}
+
+func (d *Dispatcher) validate(config []byte) hostapi.FieldErrors {
+	if d.conf == nil {
+		if emptyConfig(config) {
+			return nil
+		}
+		var es hostapi.FieldErrors
+		es.Add("", fmt.Sprintf("plugin %s takes no configuration; remove its config block", d.info.Name))
+		return es
+	}
+	return d.conf.Validate(config)
+}
+
+func (d *Dispatcher) configure(ctx context.Context, config []byte) error {
+	if es := d.validate(config); len(es) > 0 {
+		return sdk.Errorf(sdk.CodeInvalidArgument, "configuring plugin %s: %w", d.info.Name, es)
+	}
+	if d.conf == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return sdk.Errorf(sdk.CodeFailedPrecondition, "configuring plugin %s: the plugin is closed", d.info.Name)
+	}
+	if err := d.conf.Configure(ctx, config); err != nil {
+		return fmt.Errorf("configuring plugin %s: %w", d.info.Name, err)
+	}
+	d.configured = true
+	return nil
+}
+
+func (d *Dispatcher) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if c, ok := d.impl.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("closing plugin %s: %w", d.info.Name, err)
+		}
+	}
+	return nil
+}
+
+func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byte) (proto.Message, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	name := method[strings.LastIndexByte(method, '/')+1:]
+	if d.closed {
+		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is closed", name, d.info.Name)
+	}
+	if d.conf != nil && !d.configured {
+		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is not configured; Configure must succeed first", name, d.info.Name)
+	}
+	switch d.kind {
+	case hostapi.KindNotifier:
+		return handle(payload, &notifierv1.NotifyRequest{}, func(req *notifierv1.NotifyRequest) (*notifierv1.NotifyResponse, error) {
+			// RotationEvent has no field for keys or tokens: whatever
+			// else the payload carried is dropped here.
+			if err := d.impl.(hostapi.Notifier).Notify(ctx, wire.RotationEventFromProto(req)); err != nil {
+				return nil, err
+			}
+			return &notifierv1.NotifyResponse{}, nil
+		})
+	case hostapi.KindWriter:
+		return handle(payload, &writerv1.WriteRequest{}, func(req *writerv1.WriteRequest) (*writerv1.WriteResponse, error) {
+			set, err := wire.CredentialSetFromProto(req)
+			if err != nil {
+				return nil, sdk.Error(sdk.CodeInvalidArgument, err.Error())
+			}
+			res, err := d.impl.(hostapi.Writer).Write(ctx, set)
+			if err != nil {
+				return nil, err
+			}
+			out := &writerv1.WriteResponse{}
+			if res != nil {
+				out.Paths = res.Paths
+			}
+			return out, nil
+		})
+	default:
+		return handle(payload, &issuerv1.IssueRequest{}, func(req *issuerv1.IssueRequest) (*issuerv1.IssueResponse, error) {
+			r, err := wire.IssueRequestFromProto(req)
+			if err != nil {
+				return nil, sdk.Error(sdk.CodeInvalidArgument, err.Error())
+			}
+			creds, err := d.impl.(hostapi.Issuer).Issue(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			if creds == nil {
+				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: Issue returned neither credentials nor an error", d.info.Name)
+			}
+			withKeys := slices.Contains(d.info.Capabilities, CapabilityIssuerReturnsKeys)
+			if !withKeys {
+				for _, s := range creds.X509SVIDs {
+					if s.PrivateKey != nil {
+						return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s returned a private key for %s without declaring the %q capability; sign the request's CSR instead, or declare it", d.info.Name, s.ID, CapabilityIssuerReturnsKeys)
+					}
+				}
+			}
+			resp, err := wire.CredentialsToIssueResponse(creds, withKeys)
+			if err != nil {
+				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: encoding its credentials: %w", d.info.Name, err)
+			}
+			return resp, nil
+		})
+	}
+}

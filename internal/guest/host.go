@@ -1,0 +1,110 @@
+package guest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
+	"github.com/svidagent/svidagent/sdk"
+	"google.golang.org/protobuf/proto"
+)
+
+// Full method names of the host services, in gRPC's form.
+const (
+	MethodLog         = "/svidagent.host.v1.Logger/Log"
+	MethodHTTPRequest = "/svidagent.host.v1.HTTP/Request"
+)
+
+// hostImpl is the sdk.Host plugin code gets, over a HostCaller.
+type hostImpl struct {
+	call HostCaller
+}
+
+var _ sdk.Host = hostImpl{}
+
+// Log implements sdk.Host. Attributes are flattened to strings the way
+// slog would render them; groups become dotted keys.
+func (h hostImpl) Log(level slog.Level, msg string, attrs ...any) {
+	r := slog.NewRecord(time.Time{}, level, msg, 0)
+	r.Add(attrs...)
+	req := &hostv1.LogRequest{Level: int32(level), Message: msg}
+	r.Attrs(func(a slog.Attr) bool {
+		req.Attrs = appendAttr(req.Attrs, "", a)
+		return true
+	})
+	b, err := proto.Marshal(req)
+	if err != nil {
+		return
+	}
+	// Logging never fails the plugin: a refused or dropped line is the
+	// host's business.
+	h.call(context.Background(), MethodLog, b)
+}
+
+func appendAttr(kv []string, prefix string, a slog.Attr) []string {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return kv
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		p := prefix
+		if a.Key != "" {
+			p += a.Key + "."
+		}
+		for _, g := range a.Value.Group() {
+			kv = appendAttr(kv, p, g)
+		}
+		return kv
+	}
+	return append(kv, prefix+a.Key, a.Value.String())
+}
+
+// HTTP implements sdk.Host.
+func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("making an HTTP request: %w", err)
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	p := &hostv1.HTTPRequest{Method: method, Url: req.URL, Body: req.Body, TimeoutMs: req.Timeout.Milliseconds()}
+	if req.Timeout > 0 && p.TimeoutMs == 0 {
+		p.TimeoutMs = 1
+	}
+	names := make([]string, 0, len(req.Header))
+	for name := range req.Header {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, v := range req.Header[name] {
+			p.Headers = append(p.Headers, &hostv1.Header{Name: name, Value: v})
+		}
+	}
+	b, err := proto.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the HTTP request: %w", err)
+	}
+	code, msg, out := h.call(ctx, MethodHTTPRequest, b)
+	if code != 0 {
+		return nil, sdk.Error(sdk.Code(code), "making an HTTP request through the host: "+msg)
+	}
+	var resp hostv1.HTTPResponse
+	if err := proto.Unmarshal(out, &resp); err != nil {
+		return nil, sdk.Errorf(sdk.CodeInternal, "decoding the host's HTTP response: %w", err)
+	}
+	hr := &sdk.HTTPResponse{StatusCode: int(resp.GetStatus()), Header: http.Header{}, Body: resp.GetBody()}
+	for _, hd := range resp.GetHeaders() {
+		hr.Header.Add(hd.GetName(), hd.GetValue())
+	}
+	return hr, nil
+}
+
+// trimMethod returns method without its leading "/".
+func trimMethod(method string) string { return strings.TrimPrefix(method, "/") }
