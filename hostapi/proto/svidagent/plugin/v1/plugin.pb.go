@@ -30,7 +30,12 @@ type DescribeRequest struct {
 	// "svidagent.host.v1.Logger".
 	HostServices []string `protobuf:"bytes,1,rep,name=host_services,json=hostServices,proto3" json:"host_services,omitempty"`
 	// The host's version, for messages.
-	HostVersion   string `protobuf:"bytes,2,opt,name=host_version,json=hostVersion,proto3" json:"host_version,omitempty"`
+	HostVersion string `protobuf:"bytes,2,opt,name=host_version,json=hostVersion,proto3" json:"host_version,omitempty"`
+	// Subprocess (go-plugin) plugins only: the go-plugin GRPCBroker id on
+	// which the host serves the host services listed above; the plugin dials
+	// it with GRPCBroker.Dial. Set by the runtime, not by the caller; 0 over
+	// WASM, where host services are the `call` import.
+	HostBrokerId  uint32 `protobuf:"varint,3,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,6 +82,13 @@ func (x *DescribeRequest) GetHostVersion() string {
 		return x.HostVersion
 	}
 	return ""
+}
+
+func (x *DescribeRequest) GetHostBrokerId() uint32 {
+	if x != nil {
+		return x.HostBrokerId
+	}
+	return 0
 }
 
 type DescribeResponse struct {
@@ -739,10 +751,11 @@ var File_svidagent_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_svidagent_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	" svidagent/plugin/v1/plugin.proto\x12\x13svidagent.plugin.v1\"Y\n" +
+	" svidagent/plugin/v1/plugin.proto\x12\x13svidagent.plugin.v1\"\x7f\n" +
 	"\x0fDescribeRequest\x12#\n" +
 	"\rhost_services\x18\x01 \x03(\tR\fhostServices\x12!\n" +
-	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\"\x80\x01\n" +
+	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\x12$\n" +
+	"\x0ehost_broker_id\x18\x03 \x01(\rR\fhostBrokerId\"\x80\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
