@@ -1,0 +1,39 @@
+// Package wasmhost runs svidagent plugins compiled to WebAssembly on wazero,
+// speaking the ABI of hostapi/ABI.md. A [Plugin] implements
+// pluginhost.Conn; internal/pluginhost adapts it onto the hostapi
+// interfaces.
+//
+//	p, err := wasmhost.Open(ctx, wasmhost.Config{
+//		Path:     "/etc/svidagent/plugins/webhook.wasm",
+//		SHA256:   "9f86d08188…",
+//		Kind:     hostapi.KindNotifier,
+//		Name:     "webhook",
+//		Logger:   log,
+//		CacheDir: "/var/lib/svidagent/wasm-cache",
+//		AllowHosts: []string{"hooks.example.com"},
+//	})
+//	if err != nil { ... }
+//	defer p.Close()
+//	err = p.Invoke(ctx, pluginhost.MethodNotify, req, &notifierv1.NotifyResponse{})
+//
+// What Open guarantees, before any guest code runs: the file's sha256 is
+// the pinned one (checked on the very bytes that are compiled), and the
+// compiled module has the exports of ABI v1 (marker, memory, allocator,
+// svidagent_call; no _start).
+//
+// Isolation: each instance gets WASI with no filesystem (a writer gets its
+// output directory as /out), no sockets, no args, only the configured
+// environment (GOMEMLIMIT defaults to 3/4 of the memory limit), real
+// clocks and crypto/rand; stdout and stderr go to the agent's log line by
+// line, tagged with the plugin and rate limited with the log import. Memory
+// is capped (default 32 MiB), and every call runs under a deadline
+// enforced by wazero's CloseOnContextDone; host functions (log, call, take,
+// and the guest's sleeps) watch the call's context themselves.
+//
+// Concurrency: calls are serialised per plugin by a mutex; there is one
+// instance, never entered concurrently. Failure: a trap, an exit, a
+// deadline, memory exhaustion or a malformed reply closes and discards the
+// instance (wazero leaves an instance that trapped open), and the next call
+// instantiates a fresh one from the compiled module and replays the last
+// successful Describe and Configure to it first.
+package wasmhost

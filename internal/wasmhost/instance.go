@@ -1,0 +1,261 @@
+package wasmhost
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/tetratelabs/wazero/api"
+	"google.golang.org/grpc/codes"
+)
+
+// maxLineBytes bounds one line of guest stdout or stderr; longer lines are
+// split.
+const maxLineBytes = 4096
+
+// instance is one live module instance and the state its host functions
+// need. It is used by one call at a time (Plugin.mu).
+type instance struct {
+	mod               api.Module
+	mem               api.Memory
+	alloc, free, call api.Function
+
+	// Set for the duration of a call (begin/end), read by host functions
+	// and by the nanosleep hook, which may run on the call's goroutine only.
+	mu   sync.Mutex
+	done <-chan struct{}
+
+	pending    []byte // the response envelope `take` hands over
+	hasPending bool
+
+	stdout, stderr *lineWriter
+}
+
+type instanceKey struct{}
+
+// begin makes ctx the current call's context.
+func (i *instance) begin(ctx context.Context) {
+	i.mu.Lock()
+	i.done = ctx.Done()
+	i.mu.Unlock()
+	i.stderr.resetFatal()
+}
+
+func (i *instance) end() {
+	i.mu.Lock()
+	i.done = nil
+	i.mu.Unlock()
+	i.pending, i.hasPending = nil, false
+}
+
+// sleep is the guest's nanosleep: it returns early when the current call's
+// context is done, so that a guest blocked in poll_oneoff cannot outlive
+// its deadline (WithCloseOnContextDone does not interrupt host calls).
+func (i *instance) sleep(ns int64) {
+	i.mu.Lock()
+	done := i.done
+	i.mu.Unlock()
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
+}
+
+// fatal returns the first "panic:" or "fatal error:" line the guest wrote
+// to stderr during the current call.
+func (i *instance) fatal() string { return i.stderr.fatalLine() }
+
+func (i *instance) close() {
+	_ = i.mod.Close(context.Background())
+	i.stdout.flush()
+	i.stderr.flush()
+}
+
+// instantiate creates a fresh instance and runs _initialize, under the
+// call deadline.
+func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.callTimeout)
+	defer cancel()
+	inst := &instance{
+		stdout: &lineWriter{logger: p.svc.Logger, level: slog.LevelInfo, stream: "stdout"},
+		stderr: &lineWriter{logger: p.svc.Logger, level: slog.LevelWarn, stream: "stderr"},
+	}
+	inst.begin(ctx)
+	defer inst.end()
+	cfg := p.modCfg.
+		WithStdout(inst.stdout).
+		WithStderr(inst.stderr).
+		WithNanosleep(inst.sleep)
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
+	mod, err := p.rt.InstantiateModule(ctx, p.compiled, cfg)
+	if err != nil {
+		return nil, errorf(codes.Internal, "plugin %q: instantiating: %v", p.cfg.Name, err)
+	}
+	inst.mod = mod
+	inst.mem = mod.Memory()
+	inst.alloc = mod.ExportedFunction("svidagent_alloc")
+	inst.free = mod.ExportedFunction("svidagent_free")
+	inst.call = mod.ExportedFunction("svidagent_call")
+	if init := mod.ExportedFunction("_initialize"); init != nil {
+		if _, err := init.Call(ctx); err != nil {
+			inst.close()
+			msg := firstLine(err.Error())
+			if f := inst.fatal(); f != "" {
+				msg += " (guest stderr: " + f + ")"
+			}
+			return nil, errorf(codes.Internal, "plugin %q: running _initialize: %s", p.cfg.Name, msg)
+		}
+	}
+	return inst, nil
+}
+
+// instantiateHost instantiates the svidagent_host_v1 module (ABI.md §5).
+// Its functions find their instance through the call's context.
+func (p *Plugin) instantiateHost(ctx context.Context) error {
+	i32 := api.ValueTypeI32
+	_, err := p.rt.NewHostModuleBuilder("svidagent_host_v1").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostLog), []api.ValueType{i32, i32, i32}, nil).
+		WithParameterNames("level", "ptr", "len").
+		Export("log").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostCall), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("ptr", "len").
+		Export("call").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostTake), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("ptr", "len").
+		Export("take").
+		Instantiate(ctx)
+	return err
+}
+
+func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
+	level, ptr, n := int32(uint32(stack[0])), uint32(stack[1]), uint32(stack[2])
+	if ctx.Err() != nil {
+		return
+	}
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		return
+	}
+	p.svc.Logger.Line(ctx, slog.Level(level), string(b))
+}
+
+func (p *Plugin) hostCall(ctx context.Context, m api.Module, stack []uint64) {
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	inst, _ := ctx.Value(instanceKey{}).(*instance)
+	stack[0] = uint64(uint32(0xffffffff)) // -1
+	if inst == nil {
+		return
+	}
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		return
+	}
+	method, payload, err := envelope.DecodeRequest(b)
+	if err != nil {
+		return
+	}
+	payload = bytes.Clone(payload)
+	var resp []byte
+	if err := ctx.Err(); err != nil {
+		resp = envelope.EncodeResponse(uint32(codes.DeadlineExceeded), "the call's deadline has passed", nil)
+	} else {
+		code, msg, out := p.svc.Handle(ctx, "/"+method, payload)
+		resp = envelope.EncodeResponse(code, msg, out)
+	}
+	inst.pending, inst.hasPending = resp, true
+	stack[0] = uint64(uint32(len(resp)))
+}
+
+func (p *Plugin) hostTake(ctx context.Context, m api.Module, stack []uint64) {
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	inst, _ := ctx.Value(instanceKey{}).(*instance)
+	stack[0] = uint64(uint32(0xffffffff)) // -1
+	if inst == nil || !inst.hasPending || int(n) < len(inst.pending) {
+		return
+	}
+	if !m.Memory().Write(ptr, inst.pending) {
+		return
+	}
+	stack[0] = uint64(uint32(len(inst.pending)))
+	inst.pending, inst.hasPending = nil, false
+}
+
+// lineWriter forwards a guest stream to the plugin's Logger line by line.
+type lineWriter struct {
+	logger *hostsvc.Logger
+	level  slog.Level
+	stream string
+
+	mu    sync.Mutex
+	buf   []byte
+	fatal string
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) >= maxLineBytes {
+				w.emit(string(w.buf[:maxLineBytes]))
+				w.buf = w.buf[maxLineBytes:]
+				continue
+			}
+			break
+		}
+		w.emit(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	w.buf = bytes.Clone(w.buf) // don't pin a large backing array
+	return len(b), nil
+}
+
+func (w *lineWriter) emit(line string) {
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return
+	}
+	if w.fatal == "" && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+		w.fatal = line
+	}
+	w.logger.Line(context.Background(), w.level, line, "stream", w.stream)
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(string(w.buf))
+		w.buf = nil
+	}
+}
+
+func (w *lineWriter) fatalLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fatal
+}
+
+func (w *lineWriter) resetFatal() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fatal = ""
+}
+
+// errorf returns a gRPC status error.
+func errorf(code codes.Code, format string, args ...any) error {
+	return statusError(code, fmt.Sprintf(format, args...))
+}

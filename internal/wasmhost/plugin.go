@@ -1,0 +1,490 @@
+package wasmhost
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxModuleBytes bounds the .wasm file read into memory.
+const maxModuleBytes = 256 << 20
+
+// Plugin is one WASM plugin: a compiled module and at most one live
+// instance of it. Calls are serialised by a mutex: one instance, never
+// entered concurrently (a pool would multiply the guest's memory, ~8 MiB
+// for a Go guest, for calls the core already runs one at a time per
+// plugin). An instance that fails is discarded and the next call gets a
+// fresh one, to which Describe and Configure are replayed first.
+//
+// Plugin implements pluginhost.Conn.
+type Plugin struct {
+	cfg      resolved
+	log      *slog.Logger // runtime messages: component=wasmhost
+	sha256   string
+	rt       wazero.Runtime
+	cache    wazero.CompilationCache
+	compiled wazero.CompiledModule
+	modCfg   wazero.ModuleConfig
+	svc      *hostsvc.Services
+
+	mu        sync.Mutex
+	closed    bool
+	inst      *instance
+	describe  []byte // request payload of the last successful Describe
+	configure []byte // request payload of the last successful Configure
+}
+
+var _ pluginhost.Conn = (*Plugin)(nil)
+
+// HashFile returns the lowercase hex sha256 of the file at path, as the
+// sha256 setting of a plugin block wants it.
+func HashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing plugin: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing plugin %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func readModule(path string) ([]byte, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxModuleBytes+1))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(b) > maxModuleBytes {
+		return nil, "", fmt.Errorf("%s is larger than %d MiB", path, maxModuleBytes>>20)
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+// Open reads, verifies and compiles the module at cfg.Path and checks its
+// exports (hostapi/ABI.md §2) before any guest code runs. The first
+// instance is created lazily, by the first Invoke.
+//
+// The file is read once; the sha256 is checked on those bytes and the same
+// bytes are compiled, so the file cannot change between check and use.
+func Open(ctx context.Context, cfg Config) (*Plugin, error) {
+	r, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	code, sum, err := readModule(r.Path)
+	if err != nil {
+		return nil, fmt.Errorf("loading plugin %q: %w", r.Name, err)
+	}
+	log := r.Logger.With("component", "wasmhost", "plugin", r.Name)
+	switch {
+	case r.InsecureSkipChecksum:
+		log.Warn("plugin checksum not verified: insecure_skip_checksum is set; pin it with sha256 outside development",
+			"path", r.Path, "sha256", sum)
+	case r.SHA256 == "":
+		return nil, fmt.Errorf("plugin %q: sha256 is required; the file has %s (run `svidagent plugin hash FILE` and set sha256)", r.Name, sum)
+	case !strings.EqualFold(r.SHA256, sum):
+		return nil, fmt.Errorf("plugin %q: sha256 mismatch: config pins %s, file has %s; if you rebuilt the plugin, run `svidagent plugin hash FILE` and update sha256", r.Name, r.SHA256, sum)
+	}
+	p, err := compile(ctx, r, code)
+	if err != nil {
+		return nil, err
+	}
+	p.log, p.sha256 = log, sum
+	if err := checkExports(p.compiled); err != nil {
+		p.closeRuntime()
+		return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
+	}
+	return p, nil
+}
+
+// compile builds the runtime, the host modules and the compiled module.
+func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
+	p := &Plugin{cfg: r}
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(r.memPages)
+	if r.CacheDir != "" {
+		cache, err := openCache(r.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: opening the compilation cache: %w", r.Name, err)
+		}
+		p.cache = cache
+		rc = rc.WithCompilationCache(cache)
+	}
+	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		p.closeRuntime()
+		return nil, fmt.Errorf("plugin %q: instantiating WASI: %w", r.Name, err)
+	}
+	if err := p.instantiateHost(ctx); err != nil {
+		p.closeRuntime()
+		return nil, fmt.Errorf("plugin %q: instantiating the host module: %w", r.Name, err)
+	}
+	compiled, err := p.rt.CompileModule(ctx, code)
+	if err != nil {
+		p.closeRuntime()
+		return nil, fmt.Errorf("plugin %q: compiling %s: %w", r.Name, r.Path, err)
+	}
+	p.compiled = compiled
+
+	logger := hostsvc.NewLogger(r.Logger, r.Name, r.Limits.LogLinesPerSecond)
+	p.svc = &hostsvc.Services{Logger: logger}
+	if len(r.AllowHosts) > 0 {
+		web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: r.AllowHosts, MaxBodyBytes: int64(r.maxReply), MaxTimeout: r.callTimeout})
+		if err != nil {
+			p.closeRuntime()
+			return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
+		}
+		p.svc.HTTP = web
+	}
+
+	mc := wazero.NewModuleConfig().
+		WithName("").         // anonymous: fresh instances never collide
+		WithStartFunctions(). // a reactor: _initialize is called explicitly
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	env := r.Env
+	if _, ok := env["GOMEMLIMIT"]; !ok {
+		env = map[string]string{"GOMEMLIMIT": strconv.FormatUint(uint64(r.memPages)*pageSize*3/4, 10)}
+		for k, v := range r.Env {
+			env[k] = v
+		}
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		mc = mc.WithEnv(k, env[k])
+	}
+	if r.WriteDir != "" {
+		mc = mc.WithFSConfig(wazero.NewFSConfig().WithDirMount(r.WriteDir, "/out"))
+	}
+	p.modCfg = mc
+	return p, nil
+}
+
+// openCache creates dir with mode 0700 (tightening an existing one) and
+// opens wazero's file cache in it.
+//
+// What keeps entries apart: wazero keys a compiled module by the sha256 of
+// the module's bytes together with the compile-affecting runtime settings
+// (whether CloseOnContextDone is on, function listeners), the CPU features
+// and, in a per-version subdirectory, the wazero version. A module with a
+// different sha256, or compiled with a different CloseOnContextDone, can
+// therefore never be served another's code. The memory limit is applied at
+// instantiation and is not part of the compiled code.
+func openCache(dir string) (wazero.CompilationCache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return wazero.NewCompilationCacheWithDir(dir)
+}
+
+func (p *Plugin) closeRuntime() {
+	ctx := context.Background()
+	if p.rt != nil {
+		_ = p.rt.Close(ctx)
+	}
+	if p.cache != nil {
+		_ = p.cache.Close(ctx)
+	}
+}
+
+// checkExports checks a compiled module against hostapi/ABI.md §2.
+func checkExports(m wazero.CompiledModule) error {
+	fns := m.ExportedFunctions()
+	if _, ok := fns["svidagent_abi_v1"]; !ok {
+		var others []string
+		for name := range fns {
+			if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {
+				others = append(others, v)
+			}
+		}
+		sort.Strings(others)
+		if len(others) > 0 {
+			return fmt.Errorf("checking ABI: plugin speaks ABI %s; this agent supports ABI v1", strings.Join(others, ", "))
+		}
+		return errors.New("checking ABI: the module does not export svidagent_abi_v1; it is not a svidagent plugin, or was built without the SDK (see hostapi/ABI.md §2)")
+	}
+	var problems []string
+	if _, ok := m.ExportedMemories()["memory"]; !ok {
+		problems = append(problems, "memory is not exported")
+	}
+	want := []struct {
+		name            string
+		params, results []api.ValueType
+		sig             string
+	}{
+		{"svidagent_abi_v1", nil, nil, "(func)"},
+		{"svidagent_alloc", []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}, "(func (param i32) (result i32))"},
+		{"svidagent_free", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, nil, "(func (param i32 i32))"},
+		{"svidagent_call", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}, "(func (param i32 i32) (result i64))"},
+		{"_initialize", nil, nil, "(func)"},
+	}
+	for _, w := range want {
+		def, ok := fns[w.name]
+		if !ok {
+			if w.name != "_initialize" {
+				problems = append(problems, w.name+" is not exported")
+			}
+			continue
+		}
+		if !sameTypes(def.ParamTypes(), w.params) || !sameTypes(def.ResultTypes(), w.results) {
+			problems = append(problems, fmt.Sprintf("%s has the wrong signature; want %s", w.name, w.sig))
+		}
+	}
+	if _, ok := fns["_start"]; ok {
+		problems = append(problems, "_start is exported: this is a WASI command; build a reactor (Go: -buildmode=c-shared; clang: -mexec-model=reactor)")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("checking ABI v1 exports: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Invoke calls method ("/svidagent.plugin.notifier.v1.Notifier/Notify")
+// with req and fills resp; see pluginhost.Conn. The call's deadline is the
+// earlier of ctx's and the plugin's call timeout. Errors are gRPC status
+// errors: the guest's own status, or, when the runtime failed the call,
+// DEADLINE_EXCEEDED, CANCELED, RESOURCE_EXHAUSTED or INTERNAL with a
+// message saying what happened and that the instance was discarded.
+func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
+	payload, err := proto.Marshal(req)
+	if err != nil {
+		return status.Errorf(codes.Internal, "plugin %q: call %s: encoding the request: %v", p.cfg.Name, short(method), err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
+	}
+	if p.inst == nil {
+		if err := p.startLocked(ctx); err != nil {
+			return err
+		}
+	}
+	out, err := p.callLocked(ctx, method, payload)
+	if err != nil {
+		return err
+	}
+	switch method {
+	case pluginhost.MethodDescribe:
+		p.describe = payload
+	case pluginhost.MethodConfigure:
+		p.configure = payload
+	}
+	if err := proto.Unmarshal(out, resp); err != nil {
+		return status.Errorf(codes.Internal, "plugin %q: call %s: decoding the response: %v", p.cfg.Name, short(method), err)
+	}
+	return nil
+}
+
+// startLocked creates a fresh instance and replays Describe and Configure.
+func (p *Plugin) startLocked(ctx context.Context) error {
+	inst, err := p.instantiate(ctx)
+	if err != nil {
+		return err
+	}
+	p.inst = inst
+	for _, r := range []struct {
+		method  string
+		payload []byte
+	}{{pluginhost.MethodDescribe, p.describe}, {pluginhost.MethodConfigure, p.configure}} {
+		if r.payload == nil {
+			continue
+		}
+		if _, err := p.callLocked(ctx, r.method, r.payload); err != nil {
+			p.discardLocked()
+			return status.Errorf(status.Code(err), "plugin %q: replaying %s to a fresh instance: %s", p.cfg.Name, short(r.method), status.Convert(err).Message())
+		}
+	}
+	return nil
+}
+
+// discardLocked closes and forgets the current instance.
+func (p *Plugin) discardLocked() {
+	if p.inst == nil {
+		return
+	}
+	p.inst.close()
+	p.inst = nil
+}
+
+// short returns a full method name's last element: "Notify".
+func short(method string) string {
+	return method[strings.LastIndexByte(method, '/')+1:]
+}
+
+// callLocked runs one request on the current instance. On any runtime
+// failure it discards the instance.
+func (p *Plugin) callLocked(ctx context.Context, method string, payload []byte) ([]byte, error) {
+	deadline := p.cfg.callTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < deadline {
+		deadline = time.Until(dl).Round(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.callTimeout)
+	defer cancel()
+	inst := p.inst
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
+	inst.begin(ctx)
+	defer inst.end()
+	fail := func(code codes.Code, format string, args ...any) error {
+		p.discardLocked()
+		return status.Errorf(code, "plugin %q: call %s: %s; the instance was discarded", p.cfg.Name, short(method), fmt.Sprintf(format, args...))
+	}
+
+	req := envelope.EncodeRequest(strings.TrimPrefix(method, "/"), payload)
+	res, err := inst.alloc.Call(ctx, uint64(len(req)))
+	if err != nil {
+		return nil, p.failure(ctx, inst, deadline, fail, err)
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 {
+		return nil, fail(codes.ResourceExhausted, "svidagent_alloc(%d) returned 0", len(req))
+	}
+	if !inst.mem.Write(ptr, req) {
+		return nil, fail(codes.Internal, "svidagent_alloc(%d) returned %#x, out of bounds", len(req), ptr)
+	}
+	res, err = inst.call.Call(ctx, uint64(ptr), uint64(len(req)))
+	if err != nil {
+		return nil, p.failure(ctx, inst, deadline, fail, err)
+	}
+	rptr, rlen := uint32(res[0]>>32), uint32(res[0])
+	if res[0] == 0 {
+		return nil, fail(codes.Internal, "svidagent_call returned 0 (a guest error)")
+	}
+	if int64(rlen) > int64(p.cfg.maxReply) {
+		if _, err := inst.free.Call(ctx, uint64(rptr), uint64(rlen)); err != nil {
+			return nil, p.failure(ctx, inst, deadline, fail, err)
+		}
+		return nil, status.Errorf(codes.ResourceExhausted, "plugin %q: call %s: reply of %d bytes exceeds the limit of %d bytes", p.cfg.Name, short(method), rlen, p.cfg.maxReply)
+	}
+	view, ok := inst.mem.Read(rptr, rlen)
+	if !ok {
+		return nil, fail(codes.Internal, "reply at %#x, %d bytes, is outside the guest's memory", rptr, rlen)
+	}
+	reply := append([]byte(nil), view...)
+	if _, err := inst.free.Call(ctx, uint64(rptr), uint64(rlen)); err != nil {
+		return nil, p.failure(ctx, inst, deadline, fail, err)
+	}
+	code, msg, out, err := envelope.DecodeResponse(reply)
+	if err != nil {
+		return nil, fail(codes.Internal, "%v", err)
+	}
+	if code != 0 {
+		if msg == "" {
+			msg = fmt.Sprintf("plugin %q: call %s failed with no message", p.cfg.Name, short(method))
+		}
+		return nil, status.Error(codes.Code(code), msg)
+	}
+	return out, nil
+}
+
+// failure turns an error from an export call into the call's error, and
+// discards the instance.
+func (p *Plugin) failure(ctx context.Context, inst *instance, deadline time.Duration, fail func(codes.Code, string, ...any) error, err error) error {
+	var exit *sys.ExitError
+	isExit := errors.As(err, &exit)
+	switch {
+	case isExit && exit.ExitCode() == sys.ExitCodeDeadlineExceeded,
+		errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fail(codes.DeadlineExceeded, "deadline %s exceeded", deadline)
+	case isExit && exit.ExitCode() == sys.ExitCodeContextCanceled, errors.Is(ctx.Err(), context.Canceled):
+		return fail(codes.Canceled, "canceled")
+	}
+	limit := uint64(p.cfg.memPages) * pageSize
+	stderr := inst.fatal()
+	if strings.Contains(stderr, "out of memory") || uint64(inst.mem.Size())+4<<20 > limit {
+		return fail(codes.ResourceExhausted, "out of memory (limit %d MiB)", limit>>20)
+	}
+	if isExit {
+		if stderr != "" {
+			return fail(codes.Internal, "exited with code %d: %s", exit.ExitCode(), stderr)
+		}
+		return fail(codes.Internal, "exited with code %d", exit.ExitCode())
+	}
+	if stderr != "" {
+		return fail(codes.Internal, "trapped: %v (guest stderr: %s)", firstLine(err.Error()), stderr)
+	}
+	return fail(codes.Internal, "trapped: %v", firstLine(err.Error()))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Close closes the instance, the compiled module, the runtime and the
+// compilation cache. It waits for a call in progress (bounded by that
+// call's deadline) and is idempotent.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.discardLocked()
+	p.svc.Logger.Flush(context.Background())
+	p.closeRuntime()
+	return nil
+}
+
+// SHA256 returns the lowercase hex sha256 of the module's bytes.
+func (p *Plugin) SHA256() string { return p.sha256 }
+
+// HostServices returns the fully-qualified names of the host services the
+// plugin was granted, for DescribeRequest.host_services.
+func (p *Plugin) HostServices() []string { return p.svc.Names() }
+
+func statusError(code codes.Code, msg string) error { return status.Error(code, msg) }

@@ -1,0 +1,11 @@
+//go:build wasip1
+
+// Command nocall has the marker and the allocator but no svidagent_call.
+package main
+
+import _ "github.com/svidagent/svidagent/internal/wasmhost/testdata/guests/internal/abi"
+
+func main() {}
+
+//go:wasmexport svidagent_abi_v1
+func marker() {}
