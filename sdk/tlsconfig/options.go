@@ -1,0 +1,148 @@
+package tlsconfig
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// EnvCredentialFolder is the environment variable the SPIFFE Filesystem
+// Delivery standard uses to point an application at its credential folder.
+// [NewSource] reads it when no [WithDir] is given.
+const EnvCredentialFolder = "SPIFFE_CREDENTIAL_FOLDER"
+
+// DefaultDebounce is how long the Source waits after the last change in the
+// folder before it reloads.
+const DefaultDebounce = 100 * time.Millisecond
+
+// Layout is a way of laying credentials out in a folder.
+type Layout int
+
+const (
+	// LayoutAuto picks LayoutSPIFFEFS when the folder holds
+	// "credential-bundle.private-key.pem" and LayoutSPIFFEHelper
+	// otherwise. It decides again at every reload.
+	LayoutAuto Layout = iota
+	// LayoutSPIFFEHelper is spiffe-helper's layout (svidagent's "flat"
+	// and "data" layouts): the chain leaf first in one file, the PKCS#8
+	// key in another, the trust domain's bundle in a third, and optionally
+	// one "<trust-domain>.bundle.pem" per trust domain.
+	LayoutSPIFFEHelper
+	// LayoutSPIFFEFS is the SPIFFE Filesystem Delivery standard:
+	// "credential-bundle.private-key.pem" (key, then chain) and one
+	// "<trust-domain>.spiffe-trust-bundle.pem" per trust domain.
+	LayoutSPIFFEFS
+)
+
+// String returns the layout's name.
+func (l Layout) String() string {
+	switch l {
+	case LayoutAuto:
+		return "auto"
+	case LayoutSPIFFEHelper:
+		return "spiffe-helper"
+	case LayoutSPIFFEFS:
+		return "spiffe-fs"
+	}
+	return fmt.Sprintf("Layout(%d)", int(l))
+}
+
+// File names the Source reads.
+const (
+	// CredentialBundleName is the spiffe-fs credential bundle.
+	CredentialBundleName = "credential-bundle.private-key.pem"
+	// TrustBundleSuffix ends a spiffe-fs trust bundle's name.
+	TrustBundleSuffix = ".spiffe-trust-bundle.pem"
+	// PerTrustDomainSuffix ends a spiffe-helper layout per-trust-domain
+	// bundle's name ("<trust-domain>.bundle.pem", svidagent's
+	// bundle_per_trust_domain).
+	PerTrustDomainSuffix = ".bundle.pem"
+	// DataDirName is the symlink of the Kubernetes atomic-writer ("data")
+	// layout; when present, every file is read through it.
+	DataDirName = "..data"
+
+	// DefaultSVIDFileName, DefaultKeyFileName and DefaultBundleFileName
+	// are spiffe-helper's default names.
+	DefaultSVIDFileName   = "svid.pem"
+	DefaultKeyFileName    = "svid_key.pem"
+	DefaultBundleFileName = "svid_bundle.pem"
+)
+
+// Option configures a [Source].
+type Option func(*options)
+
+type options struct {
+	dir         string
+	layout      Layout
+	svidName    string
+	keyName     string
+	bundleName  string
+	debounce    time.Duration
+	debounceSet bool
+	logger      *slog.Logger
+}
+
+// WithDir sets the credential folder. Default: the value of
+// $SPIFFE_CREDENTIAL_FOLDER.
+func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
+
+// WithLayout sets the folder's layout. Default: LayoutAuto.
+func WithLayout(l Layout) Option { return func(o *options) { o.layout = l } }
+
+// WithFileNames sets the spiffe-helper layout's file names (its
+// svid_file_name, svid_key_file_name and svid_bundle_file_name). Default:
+// "svid.pem", "svid_key.pem", "svid_bundle.pem".
+func WithFileNames(svid, key, bundle string) Option {
+	return func(o *options) { o.svidName, o.keyName, o.bundleName = svid, key, bundle }
+}
+
+// WithDebounce sets how long the Source waits after the last change in the
+// folder before it reloads; changes that keep coming delay a reload by at
+// most ten times d. Zero reloads at once. Default: 100ms.
+func WithDebounce(d time.Duration) Option {
+	return func(o *options) { o.debounce, o.debounceSet = d, true }
+}
+
+// WithLogger sets a logger for reload failures and watch problems. The
+// Source never logs otherwise. Default: none.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+func newOptions(opts []Option) (*options, error) {
+	o := &options{
+		layout:     LayoutAuto,
+		svidName:   DefaultSVIDFileName,
+		keyName:    DefaultKeyFileName,
+		bundleName: DefaultBundleFileName,
+		debounce:   DefaultDebounce,
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	if o.dir == "" {
+		o.dir = os.Getenv(EnvCredentialFolder)
+	}
+	if strings.TrimSpace(o.dir) == "" {
+		return nil, fmt.Errorf("locating the credential folder: none given; pass WithDir or set %s", EnvCredentialFolder)
+	}
+	switch o.layout {
+	case LayoutAuto, LayoutSPIFFEHelper, LayoutSPIFFEFS:
+	default:
+		return nil, fmt.Errorf("checking options: unknown layout %d; use LayoutAuto, LayoutSPIFFEHelper or LayoutSPIFFEFS", int(o.layout))
+	}
+	for _, n := range []struct{ what, name string }{
+		{"SVID file name", o.svidName}, {"key file name", o.keyName}, {"bundle file name", o.bundleName},
+	} {
+		if n.name == "" || n.name == "." || n.name == ".." || strings.ContainsAny(n.name, `/\`) {
+			return nil, fmt.Errorf("checking options: %s %q is not a plain file name; pass a name such as %q to WithFileNames", n.what, n.name, DefaultSVIDFileName)
+		}
+	}
+	if o.debounce < 0 {
+		return nil, fmt.Errorf("checking options: debounce %s is negative; pass zero or a positive duration to WithDebounce", o.debounce)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
