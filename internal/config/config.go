@@ -38,6 +38,15 @@ type Config struct {
 	SVIDs []SVID `json:"svids"`
 	// Health is the health listener.
 	Health Health `json:"health"`
+	// Plugins are the plugin "name" { ... } blocks, in file order. The
+	// issuers, writers and notifiers that reference one share its
+	// *External.
+	Plugins []*External `json:"plugins,omitempty"`
+	// StateDir is where the agent keeps its state (the WASM compile cache,
+	// pinned copies of command plugins), resolved against the config
+	// file's directory; empty leaves it to [DefaultStateDir]. Use
+	// [Config.StateDirectory].
+	StateDir string `json:"state_dir,omitempty"`
 
 	// LogLevel is helper.conf's log_level ("debug", "info", ...), lower
 	// case; empty leaves the agent's own setting alone. agent.hcl has no
@@ -55,8 +64,12 @@ type Plugin struct {
 	Name string `json:"name"`
 	// Type is the module's name within its kind: "files" for writer.files.
 	Type string `json:"type"`
-	// Config is the module's decoded, validated config struct.
+	// Config is the module's decoded, validated config struct; nil for an
+	// external plugin.
 	Config any `json:"config"`
+	// External is the plugin block the instance refers to, when Type names
+	// one rather than a built-in; Type is then the block's name.
+	External *External `json:"external,omitempty"`
 	// DeclRange is where the block was declared, for messages.
 	DeclRange hcl.Range `json:"-"`
 }
@@ -122,6 +135,14 @@ type Health struct {
 	// ReadinessPath is served 200 while every output holds a current
 	// credential. Default: "/ready".
 	ReadinessPath string `json:"readiness_path"`
+}
+
+// StateDirectory returns StateDir, or [DefaultStateDir] when it is empty.
+func (c *Config) StateDirectory() string {
+	if c.StateDir != "" {
+		return c.StateDir
+	}
+	return DefaultStateDir()
 }
 
 // Defaults.

@@ -65,7 +65,7 @@ func parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 }
 
 // nativeBlocks mark a file as agent.hcl.
-var nativeBlocks = map[string]bool{"issuer": true, "svid": true}
+var nativeBlocks = map[string]bool{"issuer": true, "svid": true, "plugin": true}
 
 // helperOnly are helper.conf's keys that agent.hcl does not have, with
 // where their meaning lives in agent.hcl.

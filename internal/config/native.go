@@ -15,8 +15,9 @@ import (
 )
 
 var nativeSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "daemon_mode"}, {Name: "fetch_timeout"}},
+	Attributes: []hcl.AttributeSchema{{Name: "daemon_mode"}, {Name: "fetch_timeout"}, {Name: "state_dir"}},
 	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "plugin", LabelNames: []string{"name"}},
 		{Type: "issuer", LabelNames: []string{"name"}},
 		{Type: "svid", LabelNames: []string{"name"}},
 		{Type: "health"},
@@ -79,6 +80,30 @@ func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		cfg.FetchTimeout = d
 	}
 
+	if a, ok := content.Attributes["state_dir"]; ok {
+		diags = append(diags, decodePath(a, filename, &cfg.StateDir)...)
+	}
+
+	x := &externals{decls: map[string]*externalDecl{}}
+	for _, b := range content.Blocks {
+		if b.Type != "plugin" {
+			continue
+		}
+		name := b.Labels[0]
+		if prev, dup := x.decls[name]; dup {
+			diags = append(diags, errorf(b.LabelRanges[0], "Duplicate plugin name",
+				"a plugin named %q is already defined at %s; give each plugin block its own name.", name, describe(prev.ext.DeclRange)))
+			continue
+		}
+		d, ds := decodeExternal(b, filename)
+		diags = append(diags, ds...)
+		if len(builtinKinds(name)) > 0 {
+			continue // reported; references keep meaning the built-in
+		}
+		x.decls[name] = d
+		x.names = append(x.names, name)
+	}
+
 	issuers := map[string]hcl.Range{}
 	var healthBlock *hcl.Block
 	for _, b := range content.Blocks {
@@ -91,7 +116,7 @@ func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 				continue
 			}
 			issuers[name] = b.DefRange
-			p, d := decodeIssuer(b, src)
+			p, d := decodeIssuer(b, src, x)
 			diags = append(diags, d...)
 			if !d.HasErrors() {
 				cfg.Issuers = append(cfg.Issuers, p)
@@ -124,13 +149,16 @@ func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 			continue
 		}
 		svids[name] = b.DefRange
-		s, d := decodeSVID(b, src, issuerNames)
+		s, d := decodeSVID(b, src, issuerNames, x)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			cfg.SVIDs = append(cfg.SVIDs, s)
 		}
 	}
 	diags = append(diags, checkSigningIssuers(cfg)...)
+	diags = append(diags, x.check()...)
+	cfg.Plugins = x.list()
+	sortDiags(diags)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -150,7 +178,8 @@ func checkSigningIssuers(cfg *Config) hcl.Diagnostics {
 			continue
 		}
 		for _, iss := range cfg.Issuers {
-			if c, ok := iss.Config.(csrSigner); ok && iss.Name == s.Issuer && c.SignsCSR() {
+			c, ok := iss.Config.(csrSigner)
+			if iss.Name == s.Issuer && (iss.External != nil || ok && c.SignsCSR()) {
 				diags = append(diags, errorf(s.DeclRange, "Missing spiffe_id",
 					"svid %q gets its X509-SVID from issuer %q (%s), which signs requests and so must be told the identity; add spiffe_id = \"spiffe://<trust domain>/%s\", say.",
 					s.Name, s.Issuer, iss.Type, s.Name))
@@ -160,22 +189,63 @@ func checkSigningIssuers(cfg *Config) hcl.Diagnostics {
 	return diags
 }
 
-// lookupModule resolves a plugin block's type. Today that is a built-in
-// from the registry; plugin "name" { ... } blocks will extend the search.
-func lookupModule(kind hostapi.Kind, typ string, subject hcl.Range) (registry.Module, hcl.Diagnostics) {
+// lookupModule resolves a plugin block's type to a built-in from the
+// registry; plugins are the names of the plugin blocks, which are valid
+// too (the caller looked them up first).
+func lookupModule(kind hostapi.Kind, typ string, subject hcl.Range, plugins []string) (registry.Module, hcl.Diagnostics) {
 	if m, ok := registry.Lookup(kind, typ); ok {
 		return m, nil
 	}
 	names := registry.Names(kind)
+	if len(plugins) == 0 {
+		return registry.Module{}, hcl.Diagnostics{errorf(subject, fmt.Sprintf("Unknown %s type", kind),
+			"there is no %s type %q.%s Valid types are %s.", kind, typ, didYouMean(typ, names), quoteList(names))}
+	}
 	return registry.Module{}, hcl.Diagnostics{errorf(subject, fmt.Sprintf("Unknown %s type", kind),
-		"there is no %s type %q.%s Valid types are %s.", kind, typ, didYouMean(typ, names), quoteList(names))}
+		"there is no %s type or plugin %q.%s Valid types are %s, and the plugin blocks %s.",
+		kind, typ, didYouMean(typ, append(names, plugins...)), quoteList(names), quoteList(plugins))}
+}
+
+// decodeRef decodes a block that names a built-in type or a plugin
+// block. A block naming a plugin may carry only the core attributes (rest
+// must be empty): the plugin's settings live in its config {}.
+func decodeRef(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Block, rest hcl.Body, src []byte, x *externals) (any, *External, hcl.Diagnostics) {
+	ext, diags := x.use(typ, kind, typeRange)
+	if ext == nil {
+		cfg, d := decodePlugin(kind, typ, typeRange, b, rest, src, x.refNames())
+		return cfg, nil, d
+	}
+	_, ds := rest.Content(&hcl.BodySchema{})
+	for _, d := range ds {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		d.Summary = "Plugin setting outside its plugin block"
+		d.Detail = fmt.Sprintf("this %s refers to plugin %q, whose own settings go in the config {} block of plugin %q at %s; move it there. Here only the core settings are allowed%s.",
+			kind, typ, typ, describe(ext.DeclRange), coreList(kind))
+		diags = append(diags, d)
+	}
+	return nil, ext, diags
+}
+
+func coreList(kind hostapi.Kind) string {
+	var names []string
+	for _, a := range core(kind).Attributes {
+		if a.Name != "type" {
+			names = append(names, a.Name)
+		}
+	}
+	if len(names) == 0 {
+		return " (a " + string(kind) + " has none)"
+	}
+	return " (" + quoteList(names) + ")"
 }
 
 // decodePlugin decodes a plugin block's body (core attributes already
 // split off into rest) into a fresh config struct of the module, then
 // validates it.
-func decodePlugin(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Block, rest hcl.Body, src []byte) (any, hcl.Diagnostics) {
-	mod, diags := lookupModule(kind, typ, typeRange)
+func decodePlugin(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Block, rest hcl.Body, src []byte, plugins []string) (any, hcl.Diagnostics) {
+	mod, diags := lookupModule(kind, typ, typeRange, plugins)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -198,7 +268,7 @@ func decodePlugin(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Blo
 	return cfg, diags
 }
 
-func decodeIssuer(b *hcl.Block, src []byte) (Plugin, hcl.Diagnostics) {
+func decodeIssuer(b *hcl.Block, src []byte, x *externals) (Plugin, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	core, rest, d := b.Body.PartialContent(issuerCore)
 	diags = append(diags, d...)
@@ -210,9 +280,9 @@ func decodeIssuer(b *hcl.Block, src []byte) (Plugin, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return Plugin{}, diags
 	}
-	cfg, d := decodePlugin(hostapi.KindIssuer, typ, typeRange, b, rest, src)
+	cfg, ext, d := decodeRef(hostapi.KindIssuer, typ, typeRange, b, rest, src, x)
 	diags = append(diags, d...)
-	return Plugin{Name: b.Labels[0], Type: typ, Config: cfg, DeclRange: b.DefRange}, diags
+	return Plugin{Name: b.Labels[0], Type: typ, Config: cfg, External: ext, DeclRange: b.DefRange}, diags
 }
 
 // core returns the core attributes of a plugin block of kind.
@@ -230,7 +300,7 @@ func core(kind hostapi.Kind) *hcl.BodySchema {
 // JWT bundles (files.Config).
 type jwtBundleNeeder interface{ NeedsJWTBundles() bool }
 
-func decodeSVID(b *hcl.Block, src []byte, issuers []string) (SVID, hcl.Diagnostics) {
+func decodeSVID(b *hcl.Block, src []byte, issuers []string, x *externals) (SVID, hcl.Diagnostics) {
 	s := SVID{Name: b.Labels[0], X509: true, RenewFraction: DefaultRenewFraction, DeclRange: b.DefRange,
 		Writers: []Plugin{}, Notifiers: []Notifier{}}
 	content, diags := b.Body.Content(svidSchema)
@@ -313,7 +383,7 @@ func decodeSVID(b *hcl.Block, src []byte, issuers []string) (SVID, hcl.Diagnosti
 			}
 		case "writer":
 			typ := blk.Labels[0]
-			cfg, d := decodePlugin(hostapi.KindWriter, typ, blk.LabelRanges[0], blk, blk.Body, src)
+			cfg, ext, d := decodeRef(hostapi.KindWriter, typ, blk.LabelRanges[0], blk, blk.Body, src, x)
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				continue
@@ -321,9 +391,9 @@ func decodeSVID(b *hcl.Block, src []byte, issuers []string) (SVID, hcl.Diagnosti
 			if n, ok := cfg.(jwtBundleNeeder); ok && n.NeedsJWTBundles() && needsJWTBundles == "" {
 				needsJWTBundles = typ
 			}
-			s.Writers = append(s.Writers, Plugin{Name: instanceName(typ, counts), Type: typ, Config: cfg, DeclRange: blk.DefRange})
+			s.Writers = append(s.Writers, Plugin{Name: instanceName(typ, counts), Type: typ, Config: cfg, External: ext, DeclRange: blk.DefRange})
 		case "notifier":
-			n, d := decodeNotifier(blk, src, counts)
+			n, d := decodeNotifier(blk, src, counts, x)
 			diags = append(diags, d...)
 			if !d.HasErrors() {
 				s.Notifiers = append(s.Notifiers, n)
@@ -391,7 +461,7 @@ func decodeJWT(b *hcl.Block) (hostapi.JWTRequest, hcl.Diagnostics) {
 	return r, diags
 }
 
-func decodeNotifier(b *hcl.Block, src []byte, counts map[string]int) (Notifier, hcl.Diagnostics) {
+func decodeNotifier(b *hcl.Block, src []byte, counts map[string]int, x *externals) (Notifier, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	core, rest, d := b.Body.PartialContent(notifierCore)
 	diags = append(diags, d...)
@@ -423,9 +493,9 @@ func decodeNotifier(b *hcl.Block, src []byte, counts map[string]int) (Notifier, 
 		n.Timeout = t
 	}
 	typ := b.Labels[0]
-	cfg, d := decodePlugin(hostapi.KindNotifier, typ, b.LabelRanges[0], b, rest, src)
+	cfg, ext, d := decodeRef(hostapi.KindNotifier, typ, b.LabelRanges[0], b, rest, src, x)
 	diags = append(diags, d...)
-	n.Plugin = Plugin{Name: instanceName(typ, counts), Type: typ, Config: cfg, DeclRange: b.DefRange}
+	n.Plugin = Plugin{Name: instanceName(typ, counts), Type: typ, Config: cfg, External: ext, DeclRange: b.DefRange}
 	return n, diags
 }
 

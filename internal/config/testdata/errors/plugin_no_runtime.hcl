@@ -1,0 +1,11 @@
+plugin "hook" {
+  sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+}
+issuer "dev" {}
+svid "web" {
+  spiffe_id = "spiffe://example.org/web"
+  writer "files" {
+    dir = "out"
+  }
+  notifier "hook" {}
+}

@@ -1,0 +1,16 @@
+plugin "hook" {
+  wasm   = "hook.wasm"
+  sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+}
+issuer "dev" {}
+svid "web" {
+  spiffe_id = "spiffe://example.org/web"
+  writer "files" {
+    dir = "out"
+  }
+  notifier "hook" {}
+}
+svid "api" {
+  spiffe_id = "spiffe://example.org/api"
+  writer "hook" {}
+}

@@ -1,0 +1,13 @@
+plugin "webhook" {
+  wasm   = "hook.wasm"
+  sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+}
+issuer "dev" {}
+svid "web" {
+  spiffe_id = "spiffe://example.org/web"
+  writer "files" {
+    dir = "out"
+  }
+  notifier "webhok" {}
+  notifier "webhook" {}
+}
