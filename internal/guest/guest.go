@@ -63,7 +63,7 @@ type Dispatcher struct {
 	service string
 	impl    any
 	conf    sdk.Configurer // nil when impl takes no config
-	host    sdk.Host
+	host    HostCaller // nil: no host
 
 	mu         sync.RWMutex // held for writing by Configure and Close
 	configured bool
@@ -103,9 +103,7 @@ func New(info sdk.Info, impl any, host HostCaller) (*Dispatcher, error) {
 		hostapi.KindIssuer: ServiceIssuer, hostapi.KindWriter: ServiceWriter, hostapi.KindNotifier: ServiceNotifier,
 	}[d.kind]
 	d.conf, _ = impl.(sdk.Configurer)
-	if host != nil {
-		d.host = hostImpl{call: host}
-	}
+	d.host = host
 	return d, nil
 }
 
@@ -124,7 +122,7 @@ func (d *Dispatcher) Handle(ctx context.Context, method string, payload []byte) 
 		}
 	}()
 	if d.host != nil {
-		ctx = sdk.WithHost(ctx, d.host)
+		ctx = sdk.WithHost(ctx, hostImpl{call: d.host, ctx: context.WithoutCancel(ctx)})
 	} else {
 		ctx = sdk.WithHost(ctx, nil)
 	}

@@ -23,6 +23,10 @@ const (
 // hostImpl is the sdk.Host plugin code gets, over a HostCaller.
 type hostImpl struct {
 	call HostCaller
+	// ctx is the call's context, without its cancellation: Log passes it
+	// to the HostCaller, so that a line logged as a call ends still goes
+	// out.
+	ctx context.Context
 }
 
 var _ sdk.Host = hostImpl{}
@@ -43,7 +47,7 @@ func (h hostImpl) Log(level slog.Level, msg string, attrs ...any) {
 	}
 	// Logging never fails the plugin: a refused or dropped line is the
 	// host's business.
-	h.call(context.Background(), MethodLog, b)
+	h.call(h.ctx, MethodLog, b)
 }
 
 func appendAttr(kv []string, prefix string, a slog.Attr) []string {
