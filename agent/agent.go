@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/registry"
 
 	// The built-in plugins register themselves.
@@ -85,11 +86,21 @@ func New(cfg *Config, opts ...Option) *Agent {
 
 // plugins are the instances built from the config.
 type plugins struct {
-	issuers map[string]hostapi.Issuer
-	all     []any // every instance, in build order, for Start and Close
+	issuers   map[string]hostapi.Issuer
+	externals map[string]*pluginhost.Plugin // by plugin block name, shared
+	all       []any                         // every instance, in build order, for Start and Close
 }
 
-func (a *Agent) buildPlugin(kind hostapi.Kind, p config.Plugin) (any, error) {
+// buildPlugin builds a built-in from the registry, or opens the external
+// plugin p refers to; both meet at the hostapi interfaces.
+func (a *Agent) buildPlugin(ctx context.Context, kind hostapi.Kind, p config.Plugin) (any, error) {
+	if p.External != nil {
+		inst, err := a.openExternal(ctx, kind, p.External)
+		if err != nil {
+			return nil, fmt.Errorf("building %s %q: %w", kind, p.Name, err)
+		}
+		return inst, nil
+	}
 	m, ok := registry.Lookup(kind, p.Type)
 	if !ok {
 		return nil, fmt.Errorf("building %s %q: no %s type %q", kind, p.Name, kind, p.Type)
@@ -106,8 +117,8 @@ func (a *Agent) buildPlugin(kind hostapi.Kind, p config.Plugin) (any, error) {
 
 // build creates every plugin instance and the svid runners. On error it
 // closes what it built.
-func (a *Agent) build() (err error) {
-	b := &plugins{issuers: map[string]hostapi.Issuer{}}
+func (a *Agent) build(ctx context.Context) (err error) {
+	b := &plugins{issuers: map[string]hostapi.Issuer{}, externals: map[string]*pluginhost.Plugin{}}
 	a.built = b
 	defer func() {
 		if err != nil {
@@ -115,11 +126,13 @@ func (a *Agent) build() (err error) {
 		}
 	}()
 	for _, p := range a.cfg.Issuers {
-		inst, err := a.buildPlugin(hostapi.KindIssuer, p)
+		inst, err := a.buildPlugin(ctx, hostapi.KindIssuer, p)
 		if err != nil {
 			return err
 		}
-		b.all = append(b.all, inst)
+		if p.External == nil {
+			b.all = append(b.all, inst)
+		}
 		iss, ok := inst.(hostapi.Issuer)
 		if !ok {
 			return fmt.Errorf("building issuer %q: %T is not an issuer", p.Name, inst)
@@ -127,7 +140,7 @@ func (a *Agent) build() (err error) {
 		b.issuers[p.Name] = iss
 	}
 	for _, s := range a.cfg.SVIDs {
-		r, err := a.buildRunner(s)
+		r, err := a.buildRunner(ctx, s)
 		if err != nil {
 			return err
 		}
@@ -136,7 +149,7 @@ func (a *Agent) build() (err error) {
 	return nil
 }
 
-func (a *Agent) buildRunner(s config.SVID) (*svidRunner, error) {
+func (a *Agent) buildRunner(ctx context.Context, s config.SVID) (*svidRunner, error) {
 	log := a.log.With("component", "svid", "svid", s.Name)
 	iss, ok := a.built.issuers[s.Issuer]
 	if !ok {
@@ -157,11 +170,13 @@ func (a *Agent) buildRunner(s config.SVID) (*svidRunner, error) {
 		r.cfg.RenewFraction = config.DefaultRenewFraction
 	}
 	for _, w := range s.Writers {
-		inst, err := a.buildPlugin(hostapi.KindWriter, w)
+		inst, err := a.buildPlugin(ctx, hostapi.KindWriter, w)
 		if err != nil {
 			return nil, fmt.Errorf("svid %q: %w", s.Name, err)
 		}
-		a.built.all = append(a.built.all, inst)
+		if w.External == nil {
+			a.built.all = append(a.built.all, inst)
+		}
 		wr, ok := inst.(hostapi.Writer)
 		if !ok {
 			return nil, fmt.Errorf("svid %q: building writer %q: %T is not a writer", s.Name, w.Name, inst)
@@ -169,11 +184,13 @@ func (a *Agent) buildRunner(s config.SVID) (*svidRunner, error) {
 		r.outputs = append(r.outputs, &output{name: w.Name, writer: wr})
 	}
 	for _, n := range s.Notifiers {
-		inst, err := a.buildPlugin(hostapi.KindNotifier, n.Plugin)
+		inst, err := a.buildPlugin(ctx, hostapi.KindNotifier, n.Plugin)
 		if err != nil {
 			return nil, fmt.Errorf("svid %q: %w", s.Name, err)
 		}
-		a.built.all = append(a.built.all, inst)
+		if n.External == nil {
+			a.built.all = append(a.built.all, inst)
+		}
 		nt, ok := inst.(hostapi.Notifier)
 		if !ok {
 			return nil, fmt.Errorf("svid %q: building notifier %q: %T is not a notifier", s.Name, n.Name, inst)
@@ -239,7 +256,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Unlock()
 		return errors.New("running agent: Run was called twice")
 	}
-	err := a.build()
+	err := a.build(ctx)
 	a.mu.Unlock()
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ func (a *Agent) Fetch(ctx context.Context) error {
 		a.mu.Unlock()
 		return errors.New("fetching: the agent was already started")
 	}
-	err := a.build()
+	err := a.build(ctx)
 	a.mu.Unlock()
 	if err != nil {
 		return err

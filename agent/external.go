@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/wasmhost"
+)
+
+// hostVersion is sent to plugins in Describe, for their messages.
+const hostVersion = "svidagent"
+
+// conn is a runtime's connection to one plugin, with the host services it
+// was granted.
+type conn interface {
+	pluginhost.Conn
+	HostServices() []string
+}
+
+// runtimes open an external plugin's connection by runtime. The command
+// runtime registers itself in external_command.go.
+var runtimes = map[string]func(ctx context.Context, e *config.External, env runtimeEnv) (conn, error){
+	config.RuntimeWASM: openWASM,
+}
+
+// runtimeEnv is what a runtime needs from the agent.
+type runtimeEnv struct {
+	a        *Agent
+	stateDir string
+}
+
+func openWASM(ctx context.Context, e *config.External, env runtimeEnv) (conn, error) {
+	return wasmhost.Open(ctx, wasmhost.Config{
+		Path:                 e.Path,
+		SHA256:               e.SHA256,
+		InsecureSkipChecksum: e.InsecureSkipChecksum,
+		Kind:                 e.Kind,
+		Name:                 e.Name,
+		Logger:               env.a.log,
+		CacheDir:             filepath.Join(env.stateDir, "wasm-cache"),
+		Limits: wasmhost.Limits{
+			MemoryBytes:   e.Limits.MemoryBytes,
+			CallTimeout:   e.Limits.Timeout,
+			MaxReplyBytes: e.Limits.MaxReplyBytes,
+		},
+		AllowHosts: e.AllowHosts,
+		WriteDir:   e.WriteDir,
+	})
+}
+
+// stateDir creates the agent's state directory, mode 0700, and returns it.
+func (a *Agent) stateDir() (string, error) {
+	dir := a.cfg.StateDirectory()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the state directory: %w; set state_dir to a writable directory", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("restricting the state directory: %w", err)
+	}
+	return dir, nil
+}
+
+// openExternal opens the plugin block e, once: every reference shares the
+// instance. It returns the hostapi implementation of kind.
+func (a *Agent) openExternal(ctx context.Context, kind hostapi.Kind, e *config.External) (any, error) {
+	p, ok := a.built.externals[e.Name]
+	if !ok {
+		open := runtimes[e.Runtime]
+		if open == nil {
+			return nil, fmt.Errorf("loading plugin %q: this agent was built without the %s runtime", e.Name, e.Runtime)
+		}
+		dir, err := a.stateDir()
+		if err != nil {
+			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
+		}
+		c, err := open(ctx, e, runtimeEnv{a: a, stateDir: dir})
+		if err != nil {
+			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
+		}
+		p, err = pluginhost.Open(ctx, c, pluginhost.Settings{
+			Kind: kind, Name: e.Name, ConfigJSON: e.ConfigJSON,
+			Logger:      a.log.With("component", string(kind), "plugin", e.Name),
+			HostVersion: hostVersion, HostServices: c.HostServices(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
+		}
+		a.built.externals[e.Name] = p
+		a.built.all = append(a.built.all, p) // closed with the rest
+		a.log.Info("plugin loaded", "component", string(kind), "plugin", e.Name, "runtime", e.Runtime,
+			"name", p.Info().Name, "version", p.Info().Version, "service", p.Info().Service)
+	}
+	switch kind {
+	case hostapi.KindIssuer:
+		if i := p.Issuer(); i != nil {
+			return i, nil
+		}
+	case hostapi.KindWriter:
+		if w := p.Writer(); w != nil {
+			return w, nil
+		}
+	case hostapi.KindNotifier:
+		if n := p.Notifier(); n != nil {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, p.Info().Service, kind)
+}
