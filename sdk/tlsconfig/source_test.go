@@ -37,7 +37,9 @@ func TestLoadLayouts(t *testing.T) {
 		{name: "flat federated pooled and per trust domain", layout: files.LayoutFlat, ca: caA, federated: true,
 			mod: func(c *files.Config) { c.BundlePerTrustDomain, c.IncludeFederatedDomains = true, true }},
 		{name: "flat custom names", layout: files.LayoutFlat, ca: caA,
-			mod:  func(c *files.Config) { c.SVIDFileName, c.SVIDKeyFileName, c.SVIDBundleFileName = "c.pem", "k.pem", "b.pem" },
+			mod: func(c *files.Config) {
+				c.SVIDFileName, c.SVIDKeyFileName, c.SVIDBundleFileName = "c.pem", "k.pem", "b.pem"
+			},
 			opts: []tlsconfig.Option{tlsconfig.WithFileNames("c.pem", "k.pem", "b.pem"), tlsconfig.WithLayout(tlsconfig.LayoutSPIFFEHelper)}},
 		{name: "data", layout: files.LayoutData, ca: caA, federated: true,
 			mod: func(c *files.Config) { c.BundlePerTrustDomain = true }},
