@@ -108,6 +108,9 @@ type server struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	errs []error
+	// results receives each handshake's outcome (nil for success), when
+	// there is room.
+	results chan error
 }
 
 func startServer(t *testing.T, cfg *tls.Config) *server {
@@ -116,7 +119,7 @@ func startServer(t *testing.T, cfg *tls.Config) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{ln: ln}
+	s := &server{ln: ln, results: make(chan error, 1<<12)}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -131,13 +134,19 @@ func startServer(t *testing.T, cfg *tls.Config) *server {
 				defer c.Close()
 				tc := tls.Server(c, cfg)
 				_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-				if err := tc.Handshake(); err != nil {
+				err := tc.Handshake()
+				if err != nil {
 					s.mu.Lock()
 					s.errs = append(s.errs, err)
 					s.mu.Unlock()
-					return
 				}
-				_, _ = tc.Write([]byte{1})
+				select {
+				case s.results <- err:
+				default:
+				}
+				if err == nil {
+					_, _ = tc.Write([]byte{1})
+				}
 			}()
 		}
 	}()
@@ -149,6 +158,18 @@ func startServer(t *testing.T, cfg *tls.Config) *server {
 }
 
 func (s *server) addr() string { return s.ln.Addr().String() }
+
+// result returns the outcome of the server's next handshake.
+func (s *server) result(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.results:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for the server's handshake")
+		return nil
+	}
+}
 
 // dial handshakes with the server and waits for its byte, so that a client
 // certificate the server rejects is an error here too (TLS 1.3 reports it
