@@ -192,6 +192,13 @@ func (p *agentProc) numRecords() int {
 	return len(p.records)
 }
 
+// record returns the i-th log record.
+func (p *agentProc) record(i int) logRecord {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.records[i]
+}
+
 // delivered matches the record of a delivery of the X509-SVID with serial.
 func delivered(serial string) func(logRecord) bool {
 	return func(r logRecord) bool { return r.Msg == "credentials delivered" && r.Serial == serial }
