@@ -1,0 +1,69 @@
+// Package gopluginhost runs svidagent plugins as hashicorp/go-plugin
+// subprocesses (built with sdk/goplugin) and implements pluginhost.Conn for
+// them.
+//
+//	p, err := gopluginhost.Open(ctx, gopluginhost.Config{
+//		Path:     "/usr/libexec/svidagent/notifier-hello",
+//		SHA256:   "3f1c…",                     // mandatory
+//		Kind:     hostapi.KindNotifier,
+//		Name:     "hello",
+//		Logger:   log,
+//		Services: &hostsvc.Services{Logger: hostsvc.NewLogger(log, "hello", 0)},
+//		StateDir: "/var/lib/svidagent",
+//	})
+//	if err != nil { ... }
+//	plugin, err := pluginhost.Open(ctx, p, settings) // Describe, Validate, Configure
+//
+// # Transport
+//
+// gRPC only, with go-plugin's automatic mutual TLS, the handshake of
+// sdk/goplugin (magic cookie SVIDAGENT_PLUGIN=v1), SkipHostEnv (the plugin
+// gets none of the agent's environment, and /dev/null as stdin) and a start
+// timeout (Config.StartTimeout).
+//
+// # Pinning
+//
+// Open reads the executable once, hashes those bytes, compares them with
+// Config.SHA256 and writes them to <StateDir>/plugins/<sha256> (mode 0700
+// in a 0700 directory, through an O_EXCL temporary file and a rename; an
+// existing copy is reused when it hashes right). The copy is what runs, so
+// the bytes hashed are the bytes executed: go-plugin's SecureConfig hashes
+// the path and executes the path later, and whoever can write the file can
+// swap it in between. Executing the hashed file descriptor through
+// /proc/self/fd would not close that race: the descriptor names the same
+// inode, which its owner can still rewrite after the hash. Every restart
+// re-verifies the copy, and re-pins from Config.Path against the same
+// sha256 if the copy is gone or altered.
+//
+// # Lifecycle
+//
+// The plugin runs in its own process group. On Linux it also gets
+// SIGKILL from the kernel when the agent dies (Pdeathsig): the fork happens
+// on an OS thread that stays locked until the process has exited, because
+// Pdeathsig fires when the forking thread, not the process, exits. Close
+// SIGKILLs the process group and waits for the process and every goroutine
+// of the plugin (it does not call the plugin's Close method: the adapter
+// does that first).
+//
+// A call that finds the process dead (it exited, or its gRPC server fails
+// go-plugin's health check after the call failed with UNAVAILABLE) fails
+// with UNAVAILABLE, and the next call restarts the plugin and replays the
+// last successful Describe (with the new broker id) and Configure before it
+// is served. The first restart after a crash is immediate; further
+// consecutive failures wait RestartBackoff, doubling up to
+// MaxRestartBackoff, and calls meanwhile fail fast. After BreakerThreshold
+// consecutive failures (crashes and failed starts) the circuit breaker
+// opens: calls fail fast for BreakerCooldown, with an error that says so,
+// then one start is tried. A call the plugin answers, with or without an
+// error, resets the count. A call that outlives its deadline fails with
+// DEADLINE_EXCEEDED; the process is not restarted for it.
+//
+// # Host services and logs
+//
+// Config.Services are served on go-plugin's broker; their broker id goes
+// to the plugin in DescribeRequest.host_broker_id. A plugin without the
+// HTTP grant gets PERMISSION_DENIED from it. The plugin's stderr (hclog
+// JSON lines) and its forwarded stdout and stderr are re-emitted through
+// Services.Logger: tagged component=plugin plugin=<Name>, at the line's
+// level (trace is below debug), rate limited.
+package gopluginhost

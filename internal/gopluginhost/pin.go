@@ -1,0 +1,100 @@
+package gopluginhost
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// pinDirMode is the mode of <StateDir>/plugins and of the pinned copies.
+const pinDirMode = 0o700
+
+// pin reads path once, hashes those bytes, compares them with want (a hex
+// sha256; empty skips the comparison) and makes sure that
+// <stateDir>/plugins/<sha256> holds exactly those bytes, mode 0700. It
+// returns the copy's path and the sha256. The copy is what gets executed:
+// the bytes hashed are the bytes run, whatever happens to path later.
+func pin(path, want, stateDir string) (pinned, sum string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("reading plugin %s: %w", path, err)
+	}
+	h := sha256.Sum256(b)
+	sum = hex.EncodeToString(h[:])
+	if want != "" && !strings.EqualFold(want, sum) {
+		return "", sum, fmt.Errorf("verifying plugin %s: its sha256 is %s but the config pins %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
+			path, sum, strings.ToLower(want), path)
+	}
+	dir := filepath.Join(stateDir, "plugins")
+	if err := os.MkdirAll(dir, pinDirMode); err != nil {
+		return "", sum, fmt.Errorf("creating the plugin directory %s: %w", dir, err)
+	}
+	// MkdirAll keeps an existing directory's mode: tighten it.
+	if err := os.Chmod(dir, pinDirMode); err != nil {
+		return "", sum, fmt.Errorf("securing the plugin directory %s: %w", dir, err)
+	}
+	pinned = filepath.Join(dir, sum)
+	if ok, err := pinnedOK(pinned, sum); err != nil {
+		return "", sum, err
+	} else if ok {
+		return pinned, sum, nil
+	}
+	f, err := os.CreateTemp(dir, ".pin-*")
+	if err != nil { // CreateTemp opens with O_EXCL
+		return "", sum, fmt.Errorf("pinning plugin %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(b); err == nil {
+		err = f.Chmod(pinDirMode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, pinned)
+	}
+	if err != nil {
+		return "", sum, fmt.Errorf("pinning plugin %s to %s: %w", path, pinned, err)
+	}
+	return pinned, sum, nil
+}
+
+// pinnedOK reports whether pinned exists as a regular 0700 file with
+// content hashing to sum. A wrong copy is removed.
+func pinnedOK(pinned, sum string) (bool, error) {
+	fi, err := os.Lstat(pinned)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
+	}
+	if fi.Mode().IsRegular() && fi.Mode().Perm() == pinDirMode {
+		b, err := os.ReadFile(pinned)
+		if err != nil {
+			return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
+		}
+		h := sha256.Sum256(b)
+		if bytes.Equal([]byte(hex.EncodeToString(h[:])), []byte(sum)) {
+			return true, nil
+		}
+	}
+	if err := os.RemoveAll(pinned); err != nil {
+		return false, fmt.Errorf("removing the stale pinned plugin %s: %w", pinned, err)
+	}
+	return false, nil
+}

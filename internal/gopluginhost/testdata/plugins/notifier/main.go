@@ -1,0 +1,88 @@
+// Command notifier is the test plugin of internal/gopluginhost: a notifier
+// served with sdk/goplugin whose behaviour is chosen by the event's name.
+//
+//	crash  exits with status 3 in the middle of the call
+//	hang   blocks forever
+//	echo   fails with the configured greeting and its pid
+//	http   GETs ev.Paths[0] through the host; succeeds on 200 "pong"
+//	dump   fails with the event it received, as JSON
+//	log    logs through the host and to stderr
+//	other  succeeds
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/goplugin"
+)
+
+type notifier struct {
+	mu       sync.Mutex
+	greeting string
+}
+
+func (n *notifier) Validate(configJSON []byte) hostapi.FieldErrors {
+	var c struct {
+		Greeting string `json:"greeting"`
+	}
+	var es hostapi.FieldErrors
+	if err := json.Unmarshal(configJSON, &c); err != nil {
+		es.Add("", "decoding config: "+err.Error())
+	}
+	return es
+}
+
+func (n *notifier) Configure(_ context.Context, configJSON []byte) error {
+	var c struct {
+		Greeting string `json:"greeting"`
+	}
+	if err := json.Unmarshal(configJSON, &c); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.greeting = c.Greeting
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+	switch ev.Name {
+	case "crash":
+		os.Exit(3)
+	case "hang":
+		select {}
+	case "echo":
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return sdk.Errorf(sdk.CodeFailedPrecondition, "greeting=%s pid=%d", n.greeting, os.Getpid())
+	case "http":
+		resp, err := sdk.HostFromContext(ctx).HTTP(ctx, &sdk.HTTPRequest{URL: ev.Paths[0]})
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 || string(resp.Body) != "pong" {
+			return fmt.Errorf("unexpected answer %d %q", resp.StatusCode, resp.Body)
+		}
+	case "dump":
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		return sdk.Error(sdk.CodeFailedPrecondition, string(b))
+	case "log":
+		sdk.HostFromContext(ctx).Log(slog.LevelWarn, "through the host", "via", "broker")
+		goplugin.Logger().Error("through stderr", "via", "hclog-json")
+	}
+	return nil
+}
+
+func main() {
+	goplugin.Serve(sdk.Info{Name: "test-notifier", Version: "0.1.0"}, &notifier{})
+}
