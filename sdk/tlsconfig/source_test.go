@@ -29,6 +29,7 @@ func TestLoadLayouts(t *testing.T) {
 		opts      []tlsconfig.Option
 		ca        *testca.CA
 		federated bool // whether tdB's bundle must be served
+		after     func(t *testing.T, dir string)
 	}{
 		{name: "flat", layout: files.LayoutFlat, ca: caA},
 		{name: "flat with intermediate", layout: files.LayoutFlat, ca: inter},
@@ -41,6 +42,15 @@ func TestLoadLayouts(t *testing.T) {
 				c.SVIDFileName, c.SVIDKeyFileName, c.SVIDBundleFileName = "c.pem", "k.pem", "b.pem"
 			},
 			opts: []tlsconfig.Option{tlsconfig.WithFileNames("c.pem", "k.pem", "b.pem"), tlsconfig.WithLayout(tlsconfig.LayoutSPIFFEHelper)}},
+		{name: "flat pooled bundle file, federated authorities taken out", layout: files.LayoutFlat, ca: caA, federated: true,
+			mod: func(c *files.Config) { c.BundlePerTrustDomain, c.IncludeFederatedDomains = true, true },
+			after: func(t *testing.T, dir string) {
+				// Only svid_bundle.pem (a.example's and b.example's
+				// authorities) and b.example.bundle.pem remain.
+				if err := os.Remove(filepath.Join(dir, "a.example.bundle.pem")); err != nil {
+					t.Fatal(err)
+				}
+			}},
 		{name: "data", layout: files.LayoutData, ca: caA, federated: true,
 			mod: func(c *files.Config) { c.BundlePerTrustDomain = true }},
 		{name: "spiffe-fs", layout: files.LayoutSPIFFEFS, ca: caA, federated: true},
@@ -57,6 +67,9 @@ func TestLoadLayouts(t *testing.T) {
 			}
 			svid := tt.ca.X509SVID(t, id)
 			write(t, newWriter(t, dir, tt.layout, mod...), svid, caA.X509Bundle(), caB.X509Bundle())
+			if tt.after != nil {
+				tt.after(t, dir)
+			}
 
 			src := newSource(t, append([]tlsconfig.Option{tlsconfig.WithDir(dir)}, tt.opts...)...)
 			got, err := src.GetX509SVID()
