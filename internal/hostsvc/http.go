@@ -246,3 +246,7 @@ func (h *HTTP) Request(ctx context.Context, req *hostv1.HTTPRequest) (*hostv1.HT
 	}
 	return out, nil
 }
+
+// Close closes the idle connections of the service's transport. The
+// service remains usable.
+func (h *HTTP) Close() { h.client.CloseIdleConnections() }

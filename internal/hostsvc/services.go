@@ -75,3 +75,12 @@ func (s *Services) Handle(ctx context.Context, method string, payload []byte) (c
 	}
 	return 0, "", b
 }
+
+// Close flushes the Logger's drop summary and closes idle HTTP
+// connections.
+func (s *Services) Close(ctx context.Context) {
+	s.Logger.Flush(ctx)
+	if s.HTTP != nil {
+		s.HTTP.Close()
+	}
+}

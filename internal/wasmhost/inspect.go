@@ -42,6 +42,19 @@ func Inspect(ctx context.Context, path, cacheDir string) (Info, error) {
 		return info, fmt.Errorf("inspecting plugin: %w", err)
 	}
 	info.SHA256 = sum
+	if funcs, mems, ok := rawExports(code); ok {
+		for name := range funcs {
+			info.Exports = append(info.Exports, name)
+			if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {
+				info.ABIVersions = append(info.ABIVersions, v)
+			}
+		}
+		sort.Strings(info.Exports)
+		sort.Strings(info.ABIVersions)
+		if err := checkNames(funcs, mems); err != nil {
+			return info, fmt.Errorf("inspecting plugin %s: %w", path, err)
+		}
+	}
 	r, err := resolve(Config{Path: path, Name: path, Kind: hostapi.KindNotifier, CacheDir: cacheDir,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -53,6 +66,7 @@ func Inspect(ctx context.Context, path, cacheDir string) (Info, error) {
 	}
 	p.log, p.sha256 = r.Logger, sum
 	defer p.Close()
+	info.Exports, info.ABIVersions = nil, nil
 	for name := range p.compiled.ExportedFunctions() {
 		info.Exports = append(info.Exports, name)
 		if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {

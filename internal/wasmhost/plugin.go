@@ -20,7 +20,6 @@ import (
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/grpc/codes"
@@ -115,6 +114,11 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 	case !strings.EqualFold(r.SHA256, sum):
 		return nil, fmt.Errorf("plugin %q: sha256 mismatch: config pins %s, file has %s; if you rebuilt the plugin, run `svidagent plugin hash FILE` and update sha256", r.Name, r.SHA256, sum)
 	}
+	if funcs, mems, ok := rawExports(code); ok {
+		if err := checkNames(funcs, mems); err != nil {
+			return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
+		}
+	}
 	p, err := compile(ctx, r, code)
 	if err != nil {
 		return nil, err
@@ -130,6 +134,16 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 // compile builds the runtime, the host modules and the compiled module.
 func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
 	p := &Plugin{cfg: r}
+	logger := hostsvc.NewLogger(r.Logger, r.Name, r.Limits.LogLinesPerSecond)
+	p.svc = &hostsvc.Services{Logger: logger}
+	if len(r.AllowHosts) > 0 {
+		web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: r.AllowHosts, MaxBodyBytes: int64(r.maxReply), MaxTimeout: r.callTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
+		}
+		p.svc.HTTP = web
+	}
+
 	rc := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(r.memPages)
@@ -156,17 +170,6 @@ func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
 		return nil, fmt.Errorf("plugin %q: compiling %s: %w", r.Name, r.Path, err)
 	}
 	p.compiled = compiled
-
-	logger := hostsvc.NewLogger(r.Logger, r.Name, r.Limits.LogLinesPerSecond)
-	p.svc = &hostsvc.Services{Logger: logger}
-	if len(r.AllowHosts) > 0 {
-		web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: r.AllowHosts, MaxBodyBytes: int64(r.maxReply), MaxTimeout: r.callTimeout})
-		if err != nil {
-			p.closeRuntime()
-			return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
-		}
-		p.svc.HTTP = web
-	}
 
 	mc := wazero.NewModuleConfig().
 		WithName("").         // anonymous: fresh instances never collide
@@ -226,70 +229,6 @@ func (p *Plugin) closeRuntime() {
 	}
 }
 
-// checkExports checks a compiled module against hostapi/ABI.md §2.
-func checkExports(m wazero.CompiledModule) error {
-	fns := m.ExportedFunctions()
-	if _, ok := fns["svidagent_abi_v1"]; !ok {
-		var others []string
-		for name := range fns {
-			if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {
-				others = append(others, v)
-			}
-		}
-		sort.Strings(others)
-		if len(others) > 0 {
-			return fmt.Errorf("checking ABI: plugin speaks ABI %s; this agent supports ABI v1", strings.Join(others, ", "))
-		}
-		return errors.New("checking ABI: the module does not export svidagent_abi_v1; it is not a svidagent plugin, or was built without the SDK (see hostapi/ABI.md §2)")
-	}
-	var problems []string
-	if _, ok := m.ExportedMemories()["memory"]; !ok {
-		problems = append(problems, "memory is not exported")
-	}
-	want := []struct {
-		name            string
-		params, results []api.ValueType
-		sig             string
-	}{
-		{"svidagent_abi_v1", nil, nil, "(func)"},
-		{"svidagent_alloc", []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}, "(func (param i32) (result i32))"},
-		{"svidagent_free", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, nil, "(func (param i32 i32))"},
-		{"svidagent_call", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}, "(func (param i32 i32) (result i64))"},
-		{"_initialize", nil, nil, "(func)"},
-	}
-	for _, w := range want {
-		def, ok := fns[w.name]
-		if !ok {
-			if w.name != "_initialize" {
-				problems = append(problems, w.name+" is not exported")
-			}
-			continue
-		}
-		if !sameTypes(def.ParamTypes(), w.params) || !sameTypes(def.ResultTypes(), w.results) {
-			problems = append(problems, fmt.Sprintf("%s has the wrong signature; want %s", w.name, w.sig))
-		}
-	}
-	if _, ok := fns["_start"]; ok {
-		problems = append(problems, "_start is exported: this is a WASI command; build a reactor (Go: -buildmode=c-shared; clang: -mexec-model=reactor)")
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("checking ABI v1 exports: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-func sameTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Invoke calls method ("/svidagent.plugin.notifier.v1.Notifier/Notify")
 // with req and fills resp; see pluginhost.Conn. The call's deadline is the
 // earlier of ctx's and the plugin's call timeout. Errors are gRPC status
@@ -303,6 +242,9 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return status.Errorf(status.FromContextError(err).Code(), "plugin %q: call %s: %v", p.cfg.Name, short(method), err)
+	}
 	if p.closed {
 		return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
 	}
@@ -475,7 +417,7 @@ func (p *Plugin) Close() error {
 	}
 	p.closed = true
 	p.discardLocked()
-	p.svc.Logger.Flush(context.Background())
+	p.svc.Close(context.Background())
 	p.closeRuntime()
 	return nil
 }
