@@ -40,7 +40,7 @@ func pin(path, want, stateDir string) (pinned, sum string, err error) {
 		return "", sum, fmt.Errorf("securing the plugin directory %s: %w", dir, err)
 	}
 	pinned = filepath.Join(dir, sum)
-	if ok, err := pinnedOK(pinned, sum); err != nil {
+	if ok, err := pinnedSame(pinned, b); err != nil {
 		return "", sum, err
 	} else if ok {
 		return pinned, sum, nil
@@ -89,7 +89,33 @@ func pinnedOK(pinned, sum string) (bool, error) {
 			return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
 		}
 		h := sha256.Sum256(b)
-		if bytes.Equal([]byte(hex.EncodeToString(h[:])), []byte(sum)) {
+		if hex.EncodeToString(h[:]) == sum {
+			return true, nil
+		}
+	}
+	if err := os.RemoveAll(pinned); err != nil {
+		return false, fmt.Errorf("removing the stale pinned plugin %s: %w", pinned, err)
+	}
+	return false, nil
+}
+
+// pinnedSame reports whether pinned exists as a regular 0700 file holding
+// exactly b; it compares bytes, which is cheaper than hashing them again. A
+// wrong copy is removed.
+func pinnedSame(pinned string, b []byte) (bool, error) {
+	fi, err := os.Lstat(pinned)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
+	}
+	if fi.Mode().IsRegular() && fi.Mode().Perm() == pinDirMode && fi.Size() == int64(len(b)) {
+		have, err := os.ReadFile(pinned)
+		if err != nil {
+			return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
+		}
+		if bytes.Equal(have, b) {
 			return true, nil
 		}
 	}

@@ -198,7 +198,7 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		inst, err := p.start(nil, nil)
+		inst, err := p.start(nil, nil, true)
 		done <- result{inst, err}
 	}()
 	select {
@@ -395,7 +395,7 @@ func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 		p.teardown(dead)
 	}
 
-	inst, err := p.start(describe, configure)
+	inst, err := p.start(describe, configure, false)
 
 	p.mu.Lock()
 	if err != nil {
@@ -415,29 +415,34 @@ func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// start pins (re-verifying the copy), starts the process, connects, serves
-// the host services on the broker and replays describe and configure.
-func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.ConfigureRequest) (*instance, error) {
+// start pins (re-verifying the copy unless pinned is set: Open pinned it
+// just now), starts the process, connects, serves the host services on the
+// broker and replays describe and configure.
+func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.ConfigureRequest, pinned bool) (*instance, error) {
 	if p.cfg.InsecureSkipChecksum {
 		p.log.Warn("starting a plugin without verifying its checksum (insecure_skip_checksum = true); set sha256 for production use", "path", p.cfg.Path)
 	}
 	p.mu.Lock()
-	pinned, sum := p.pinned, p.sha256
+	path, sum := p.pinned, p.sha256
 	p.mu.Unlock()
-	ok, err := pinnedOK(pinned, sum)
-	if err != nil {
-		return nil, err
+	ok := pinned
+	if !ok {
+		var err error
+		if ok, err = pinnedOK(path, sum); err != nil {
+			return nil, err
+		}
 	}
 	if !ok {
 		want := sum
 		if p.cfg.InsecureSkipChecksum {
 			want = ""
 		}
-		if pinned, sum, err = pin(p.cfg.Path, want, p.cfg.StateDir); err != nil {
+		var err error
+		if path, sum, err = pin(p.cfg.Path, want, p.cfg.StateDir); err != nil {
 			return nil, err
 		}
 		p.mu.Lock()
-		p.pinned, p.sha256 = pinned, sum
+		p.pinned, p.sha256 = path, sum
 		p.mu.Unlock()
 	}
 
@@ -446,7 +451,7 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 		HandshakeConfig: goplugin.Handshake(),
 		Plugins:         plugin.PluginSet{goplugin.PluginName: hostPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			cmd.Path, cmd.Args, cmd.Err = pinned, []string{pinned}, nil
+			cmd.Path, cmd.Args, cmd.Err = path, []string{path}, nil
 			r, err := newProcRunner(cmd)
 			inst.run = r
 			return r, err
@@ -495,7 +500,7 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 	case <-time.After(p.cfg.StartTimeout):
 		return fail("serving the host services", errors.New("the go-plugin broker did not accept in time"))
 	}
-	p.log.Debug("plugin started", "pid", inst.run.pid, "sha256", sum, "pinned", pinned)
+	p.log.Debug("plugin started", "pid", inst.run.pid, "sha256", sum, "pinned", path)
 
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.StartTimeout)
 	defer cancel()
