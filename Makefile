@@ -11,7 +11,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS := $(CURDIR)/bin/tools
 PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 
-.PHONY: help build run test test-unit spire check bench clean generate
+.PHONY: help build run test test-unit test-faults spire check bench clean generate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ spire: ## build (or reuse from the cache) spire-server and spire-agent $(SPIRE_V
 
 test: spire ## unit and integration tests (real SPIRE) with -race
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 30m ./...
+
+test-faults: spire ## the fault-injection suite alone (docs/FAULTS.md); make test runs it too
+	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 15m -v ./faults/
 
 test-unit: ## tests that need no SPIRE binaries
 	$(GO) test -race -count=1 -short ./...
