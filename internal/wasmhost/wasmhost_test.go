@@ -380,7 +380,7 @@ func TestHammer(t *testing.T) {
 		}()
 	}
 	wg.Add(1)
-	go func() { // Close races with the calls
+	go func() { // HostServices races with the calls
 		defer wg.Done()
 		p.HostServices()
 	}()
