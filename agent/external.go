@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
@@ -22,8 +23,7 @@ type conn interface {
 	HostServices() []string
 }
 
-// runtimes open an external plugin's connection by runtime. The command
-// runtime registers itself in external_command.go.
+// runtimes open an external plugin's connection by runtime.
 var runtimes = map[string]func(ctx context.Context, e *config.External, env runtimeEnv) (conn, error){
 	config.RuntimeWASM: openWASM,
 }
@@ -82,8 +82,15 @@ func (a *Agent) openExternal(ctx context.Context, kind hostapi.Kind, e *config.E
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
+		var callTimeout time.Duration
+		if e.Runtime == config.RuntimeCommand { // the WASM runtime enforces its own
+			callTimeout = e.Limits.Timeout
+			if callTimeout <= 0 {
+				callTimeout = config.MaxPluginTimeout(kind)
+			}
+		}
 		p, err = pluginhost.Open(ctx, c, pluginhost.Settings{
-			Kind: kind, Name: e.Name, ConfigJSON: e.ConfigJSON,
+			Kind: kind, Name: e.Name, ConfigJSON: e.ConfigJSON, CallTimeout: callTimeout,
 			Logger:      a.log.With("component", string(kind), "plugin", e.Name),
 			HostVersion: hostVersion, HostServices: c.HostServices(),
 		})

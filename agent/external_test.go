@@ -193,3 +193,16 @@ func TestExternalLoadFailure(t *testing.T) {
 		t.Fatalf("Run = %v, want a sha256 mismatch naming the plugin", err)
 	}
 }
+
+// TestCeilingsMatch: the config loader rejects limits above the same
+// ceilings the WASM runtime enforces.
+func TestCeilingsMatch(t *testing.T) {
+	if config.MaxPluginMemory != wasmhost.MaxMemoryBytes || config.MaxPluginReply != wasmhost.MaxReplyBytes {
+		t.Errorf("config ceilings %d/%d, wasmhost %d/%d", config.MaxPluginMemory, config.MaxPluginReply, wasmhost.MaxMemoryBytes, wasmhost.MaxReplyBytes)
+	}
+	for _, k := range []hostapi.Kind{hostapi.KindIssuer, hostapi.KindWriter, hostapi.KindNotifier} {
+		if config.MaxPluginTimeout(k) != wasmhost.MaxCallTimeout(k) {
+			t.Errorf("%s timeout ceiling: config %s, wasmhost %s", k, config.MaxPluginTimeout(k), wasmhost.MaxCallTimeout(k))
+		}
+	}
+}

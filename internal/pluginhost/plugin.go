@@ -52,6 +52,10 @@ type Settings struct {
 	SetupTimeout time.Duration
 	// CloseTimeout bounds the plugin's Close. Default: [DefaultCloseTimeout].
 	CloseTimeout time.Duration
+	// CallTimeout bounds each call of the kind's service, on top of the
+	// caller's deadline; a runtime that enforces its own (WASM) leaves it
+	// zero. Default: 0, no bound but the caller's.
+	CallTimeout time.Duration
 	// BreakerThreshold is the number of consecutive failed calls that
 	// opens the circuit breaker. Default: [DefaultBreakerThreshold].
 	BreakerThreshold int
@@ -236,6 +240,11 @@ func (p *Plugin) call(ctx context.Context, what, method string, req, resp proto.
 	}
 	if err := p.breaker.allow(); err != nil {
 		return fmt.Errorf("%s through plugin %q: %w", what, p.s.Name, err)
+	}
+	if p.s.CallTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.s.CallTimeout)
+		defer cancel()
 	}
 	err := p.conn.Invoke(ctx, method, req, resp)
 	switch {

@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/gopluginhost"
+	"github.com/svidagent/svidagent/internal/hostsvc"
+)
+
+func init() { runtimes[config.RuntimeCommand] = openCommand }
+
+// commandConn is a go-plugin subprocess with the host services granted.
+type commandConn struct {
+	*gopluginhost.Plugin
+	services []string
+}
+
+func (c commandConn) HostServices() []string { return c.services }
+
+// openCommand starts a go-plugin subprocess plugin, pinned under the state
+// directory. It gets the Logger host service always, and HTTP when it is
+// a notifier with allow { hosts }.
+func openCommand(ctx context.Context, e *config.External, env runtimeEnv) (conn, error) {
+	svc := &hostsvc.Services{Logger: hostsvc.NewLogger(env.a.log, e.Name, 0)}
+	if e.Kind == hostapi.KindNotifier && len(e.AllowHosts) > 0 {
+		web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: e.AllowHosts, MaxBodyBytes: int64(e.Limits.MaxReplyBytes)})
+		if err != nil {
+			return nil, err
+		}
+		svc.HTTP = web
+	}
+	p, err := gopluginhost.Open(ctx, gopluginhost.Config{
+		Path:                 e.Path,
+		SHA256:               e.SHA256,
+		InsecureSkipChecksum: e.InsecureSkipChecksum,
+		Kind:                 e.Kind,
+		Name:                 e.Name,
+		Logger:               env.a.log,
+		StartTimeout:         e.StartTimeout,
+		Services:             svc,
+		StateDir:             filepath.Clean(env.stateDir),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return commandConn{Plugin: p, services: svc.Names()}, nil
+}
