@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/agent"
@@ -44,6 +45,8 @@ const usage = `Usage:
   svidagent run      [-config FILE] [-daemon-mode=BOOL] [-log-level LEVEL] [-log-format text|json]
   svidagent fetch    [-config FILE] [-log-level LEVEL] [-log-format text|json]
   svidagent validate [-config FILE]
+  svidagent plugin hash FILE
+  svidagent plugin inspect [-json] FILE
   svidagent version
   svidagent [-config FILE] [-daemon-mode=BOOL]   (spiffe-helper compatible)
 
@@ -63,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAgent(cmd, args, stderr, true)
 	case "validate":
 		return validate(args, stdout, stderr)
+	case "plugin":
+		return pluginCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -228,6 +233,15 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, ok := loadConfig(path, stderr)
 	if !ok {
+		return exitUsage
+	}
+	// The plugins' own checks: each external plugin is opened (its pin
+	// verified) and runs Validate on its config.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if diags := validatePlugins(ctx, cfg, log); diags.HasErrors() {
+		printConfigError(stderr, path, diags)
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "%s: valid %s configuration, %d issuer(s), %d svid block(s)\n", path, cfg.Format, len(cfg.Issuers), len(cfg.SVIDs))

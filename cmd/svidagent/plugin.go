@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/gopluginhost"
+	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/wasmhost"
+)
+
+// pluginCmd runs `svidagent plugin hash|inspect`.
+func pluginCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "svidagent plugin: missing subcommand (hash or inspect)\n\n%s", usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "hash":
+		return pluginHash(args[1:], stdout, stderr)
+	case "inspect":
+		return pluginInspect(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "svidagent plugin: unknown subcommand %q (want hash or inspect)\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+// hashFile returns the lowercase hex sha256 of the file at path.
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func pluginHash(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "svidagent plugin hash: want exactly one FILE\n\n%s", usage)
+		return exitUsage
+	}
+	sum, err := hashFile(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "svidagent: hashing plugin: %v\n", err)
+		return exitRuntime
+	}
+	fmt.Fprintln(stdout, sum)
+	return exitOK
+}
+
+// inspection is what `plugin inspect` prints.
+type inspection struct {
+	Path         string   `json:"path"`
+	Runtime      string   `json:"runtime"`
+	ABIVersions  []string `json:"abi_versions"`
+	Name         string   `json:"name"`
+	Version      string   `json:"version"`
+	Kinds        []string `json:"kinds"`
+	Services     []string `json:"services"`
+	Capabilities []string `json:"capabilities"`
+	SHA256       string   `json:"sha256"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// wasmMagic starts every WebAssembly binary module.
+var wasmMagic = []byte("\x00asm")
+
+// detectRuntime tells a WebAssembly module from an executable.
+func detectRuntime(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(f, head); err == nil && bytes.Equal(head, wasmMagic) {
+		return config.RuntimeWASM, nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o111 == 0 || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is neither a WebAssembly module (no \\0asm magic) nor an executable file", path)
+	}
+	return config.RuntimeCommand, nil
+}
+
+// kindsOf derives the plugin kinds from the services implemented.
+func kindsOf(services []string) []string {
+	var kinds []string
+	for _, k := range []hostapi.Kind{hostapi.KindIssuer, hostapi.KindWriter, hostapi.KindNotifier} {
+		for _, s := range services {
+			if strings.HasPrefix(s, "svidagent.plugin."+string(k)+".") {
+				kinds = append(kinds, string(k))
+				break
+			}
+		}
+	}
+	return kinds
+}
+
+func pluginInspect(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("svidagent plugin inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "svidagent plugin inspect: want exactly one FILE\n\n%s", usage)
+		return exitUsage
+	}
+	path := fs.Arg(0)
+	runtime, err := detectRuntime(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "svidagent: inspecting plugin: %v\n", err)
+		return exitRuntime
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in := inspection{Path: path, Runtime: runtime}
+	var ierr error
+	if runtime == config.RuntimeWASM {
+		var info wasmhost.Info
+		info, ierr = wasmhost.Inspect(ctx, path, "")
+		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
+		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
+	} else {
+		var info gopluginhost.Info
+		info, ierr = gopluginhost.Inspect(ctx, path)
+		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
+		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
+	}
+	if in.SHA256 == "" {
+		in.SHA256, _ = hashFile(path)
+	}
+	in.Kinds = kindsOf(in.Services)
+	if ierr != nil {
+		in.Error = ierr.Error()
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(in)
+	} else {
+		list := func(s []string) string {
+			if len(s) == 0 {
+				return "(none)"
+			}
+			return strings.Join(s, ", ")
+		}
+		fmt.Fprintf(stdout, "path:         %s\n", in.Path)
+		fmt.Fprintf(stdout, "runtime:      %s\n", in.Runtime)
+		fmt.Fprintf(stdout, "abi:          %s\n", list(in.ABIVersions))
+		fmt.Fprintf(stdout, "name:         %s\n", in.Name)
+		fmt.Fprintf(stdout, "version:      %s\n", in.Version)
+		fmt.Fprintf(stdout, "kinds:        %s\n", list(in.Kinds))
+		fmt.Fprintf(stdout, "services:     %s\n", list(in.Services))
+		fmt.Fprintf(stdout, "capabilities: %s\n", list(in.Capabilities))
+		fmt.Fprintf(stdout, "sha256:       %s\n", in.SHA256)
+	}
+	if ierr != nil {
+		fmt.Fprintf(stderr, "svidagent: %v\n", ierr)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// validatePlugins opens every referenced plugin block of cfg, checks its
+// pin, and runs the plugin's own Validate on its config. Problems are
+// returned as diagnostics against the config {} block's attributes.
+func validatePlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, e := range cfg.Plugins {
+		if e.Kind == "" {
+			continue // unused: the loader warned
+		}
+		fail := func(err error) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin cannot be loaded",
+				Detail: err.Error(), Subject: e.DeclRange.Ptr()})
+		}
+		conn, err := openForValidate(ctx, cfg, e, log)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		p, err := pluginhost.Negotiate(ctx, conn, pluginhost.Settings{Kind: e.Kind, Name: e.Name, Logger: log, HostVersion: versionString()})
+		if err != nil {
+			fail(err)
+			continue
+		}
+		err = p.Validate(ctx, e.ConfigJSON)
+		_ = p.Close()
+		if fes := hostapi.AsFieldErrors(err); fes != nil {
+			diags = append(diags, e.FieldDiagnostics(fes)...)
+		} else if err != nil {
+			fail(err)
+		}
+	}
+	sort.SliceStable(diags, func(i, j int) bool { return diags[i].Subject.Start.Byte < diags[j].Subject.Start.Byte })
+	return diags
+}
+
+func openForValidate(ctx context.Context, cfg *config.Config, e *config.External, log *slog.Logger) (pluginhost.Conn, error) {
+	switch e.Runtime {
+	case config.RuntimeWASM:
+		return wasmhost.Open(ctx, wasmhost.Config{
+			Path: e.Path, SHA256: e.SHA256, InsecureSkipChecksum: e.InsecureSkipChecksum,
+			Kind: e.Kind, Name: e.Name, Logger: log,
+			Limits: wasmhost.Limits{MemoryBytes: e.Limits.MemoryBytes, CallTimeout: e.Limits.Timeout, MaxReplyBytes: e.Limits.MaxReplyBytes},
+		})
+	case config.RuntimeCommand:
+		dir, err := os.MkdirTemp("", "svidagent-validate-")
+		if err != nil {
+			return nil, err
+		}
+		p, err := gopluginhost.Open(ctx, gopluginhost.Config{
+			Path: e.Path, SHA256: e.SHA256, InsecureSkipChecksum: e.InsecureSkipChecksum,
+			Kind: e.Kind, Name: e.Name, Logger: log, StartTimeout: e.StartTimeout, StateDir: dir,
+			Services: &hostsvc.Services{Logger: hostsvc.NewLogger(log, e.Name, 0)},
+		})
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		return &tempDirConn{Conn: p, dir: dir}, nil
+	}
+	return nil, fmt.Errorf("unknown runtime %q", e.Runtime)
+}
+
+// tempDirConn removes the pin directory when closed.
+type tempDirConn struct {
+	pluginhost.Conn
+	dir string
+}
+
+func (c *tempDirConn) Close() error {
+	err := c.Conn.Close()
+	os.RemoveAll(c.dir)
+	return err
+}
