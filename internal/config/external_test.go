@@ -68,3 +68,20 @@ func TestDefaultStateDir(t *testing.T) {
 		t.Errorf("StateDirectory = %q", got)
 	}
 }
+
+// TestExamplePluginsConfig loads the sample config of the README's Plugins
+// section.
+func TestExamplePluginsConfig(t *testing.T) {
+	cfg, err := config.Load("../../examples/agent-plugins.hcl")
+	if err != nil {
+		t.Fatal(config.FormatError(err, nil))
+	}
+	if len(cfg.Plugins) != 2 || cfg.Plugins[0].Runtime != config.RuntimeWASM || cfg.Plugins[1].Runtime != config.RuntimeCommand {
+		t.Fatalf("plugins %+v", cfg.Plugins)
+	}
+	for _, p := range cfg.Plugins {
+		if p.Kind != hostapi.KindNotifier || !strings.HasPrefix(p.Path, filepath.Join("..", "..", "examples", "plugins")) {
+			t.Errorf("plugin %s: kind %q path %q", p.Name, p.Kind, p.Path)
+		}
+	}
+}
