@@ -63,7 +63,7 @@ type Dispatcher struct {
 	service string
 	impl    any
 	conf    sdk.Configurer // nil when impl takes no config
-	host    HostCaller // nil: no host
+	host    HostCaller     // nil: no host
 
 	mu         sync.RWMutex // held for writing by Configure and Close
 	configured bool

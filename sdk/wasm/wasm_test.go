@@ -426,3 +426,20 @@ func TestGuestFreesBuffers(t *testing.T) {
 		t.Errorf("linear memory grew from %d to %d bytes", before, after)
 	}
 }
+
+// TestGuestLinksNoHost checks that a guest links nothing of the host.
+func TestGuestLinksNoHost(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "github.com/svidagent/svidagent/sdk", "github.com/svidagent/svidagent/sdk/wasm")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{"github.com/tetratelabs/wazero", "github.com/hashicorp/go-plugin", "google.golang.org/grpc"} {
+			if strings.HasPrefix(dep, banned) {
+				t.Errorf("a wasip1 guest links %s", dep)
+			}
+		}
+	}
+}
