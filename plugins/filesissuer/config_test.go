@@ -19,7 +19,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "defaults with dir", mod: func(c *filesissuer.Config) {}},
 		{name: "relative dir", mod: func(c *filesissuer.Config) { c.Dir = "tls" }},
-		{name: "custom names", mod: func(c *filesissuer.Config) { c.CertFile, c.KeyFile, c.BundleFile = "svid.pem", "svid_key.pem", "bundle.pem" }},
+		{name: "custom names", mod: func(c *filesissuer.Config) {
+			c.CertFile, c.KeyFile, c.BundleFile = "svid.pem", "svid_key.pem", "bundle.pem"
+		}},
 		{name: "no dir", mod: func(c *filesissuer.Config) { c.Dir = "" }, field: "dir", want: "dir is required; set it"},
 		{name: "blank dir", mod: func(c *filesissuer.Config) { c.Dir = "  " }, field: "dir", want: "required"},
 		{name: "empty cert_file", mod: func(c *filesissuer.Config) { c.CertFile = "" }, field: "cert_file", want: `cert_file = "tls.crt"`},

@@ -97,6 +97,15 @@ func writeRenamed(t testing.TB, dir string, p pair) {
 	renameOver(t, filepath.Join(dir, keyName), p.key)
 }
 
+// writeRenamedBundleLast is writeRenamed with the bundle written last, so
+// that no state between the old files and p is a valid set.
+func writeRenamedBundleLast(t testing.TB, dir string, p pair) {
+	t.Helper()
+	renameOver(t, filepath.Join(dir, certName), p.cert)
+	renameOver(t, filepath.Join(dir, keyName), p.key)
+	renameOver(t, filepath.Join(dir, bundleName), p.bundle)
+}
+
 // writeInPlace rewrites the certificate, then the key, in place
 // (truncate and write): the non-atomic way.
 func writeInPlace(t testing.TB, dir string, p pair) {
@@ -240,13 +249,7 @@ func startWatch(t testing.TB, iss *filesissuer.Issuer, req *hostapi.IssueRequest
 func (r *recorder) stop() error {
 	r.t.Helper()
 	r.cancel()
-	var err error
-	select {
-	case err = <-r.done:
-		r.done <- err // for the next stop
-	case <-time.After(10 * time.Second):
-		r.t.Fatal("Watch did not return after its context was cancelled")
-	}
+	err := r.wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.invalid {
@@ -257,6 +260,19 @@ func (r *recorder) stop() error {
 }
 
 const waitFor = 10 * time.Second
+
+// wait waits for Watch to return and returns its error.
+func (r *recorder) wait() error {
+	r.t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the next wait
+		return err
+	case <-time.After(waitFor):
+		r.t.Fatal("Watch did not return")
+		return nil
+	}
+}
 
 // next returns the serial of the next published set.
 func (r *recorder) next() *big.Int {
