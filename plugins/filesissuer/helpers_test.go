@@ -220,7 +220,7 @@ func startWatch(t testing.TB, iss *filesissuer.Issuer, req *hostapi.IssueRequest
 		req = &hostapi.IssueRequest{X509: true}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &recorder{t: t, updates: make(chan *big.Int, 1000), reports: make(chan error, 1000), cancel: cancel, done: make(chan error, 1)}
+	r := &recorder{t: t, updates: make(chan *big.Int, 1<<16), reports: make(chan error, 1<<16), cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		r.done <- iss.Watch(ctx, req, func(c *hostapi.Credentials) {
 			if err := checkCreds(c); err != nil {
