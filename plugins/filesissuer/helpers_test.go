@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/svidagent/svidagent/hostapi"
@@ -371,5 +370,3 @@ func (ca *selfCA) leaf(t testing.TB, key crypto.Signer, uris ...string) pair {
 	c, _ := x509.ParseCertificate(der)
 	return pair{cert: pemCerts(c), key: pemPKCS8(t, key), bundle: pemCerts(ca.cert), serial: c.SerialNumber}
 }
-
-var _ = x509bundle.New
