@@ -74,8 +74,9 @@ func (i *Issuer) Watch(ctx context.Context, req *hostapi.IssueRequest, update fu
 	defer w.Close()
 	dir := i.p.dir
 	parent := filepath.Dir(dir)
-	if err := w.Add(parent); err != nil {
-		i.log.Warn("cannot watch the parent of the credential directory; its re-creation will be found by polling", "dir", parent, "error", err)
+	parentWatched := w.Add(parent) == nil
+	if !parentWatched {
+		i.log.Warn("cannot watch the parent of the credential directory yet; the directory's re-creation is found by polling until it can", "dir", parent)
 	}
 
 	timer := time.NewTimer(0) // the first load, at once
@@ -126,6 +127,9 @@ func (i *Issuer) Watch(ctx context.Context, req *hostapi.IssueRequest, update fu
 			// Adding a watch that exists is a no-op; after the
 			// directory was removed and re-created this watches the
 			// new one, before it is read, so no change is missed.
+			if !parentWatched {
+				parentWatched = w.Add(parent) == nil
+			}
 			watchErr := w.Add(dir)
 			snap, err := i.p.load()
 			if err == nil {

@@ -294,3 +294,31 @@ func TestWatchLeavesNoGoroutine(t *testing.T) {
 		})
 	}
 }
+
+// Not even the parent exists at first: the directory is found by polling,
+// then the parent is watched.
+func TestWatchParentAppearsLater(t *testing.T) {
+	ca := testca.New(t, td)
+	parent := filepath.Join(t.TempDir(), "mnt")
+	dir := filepath.Join(parent, "tls")
+	rec := startWatch(t, newIssuer(t, dir, "20ms"), nil)
+	rec.reportContaining("opening the directory")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newPair(t, ca), newPair(t, ca)
+	writeRenamedBundleLast(t, dir, a)
+	rec.expectNext(a.serial)
+	// Removed and re-created: seen through the parent's watch.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	rec.reportContaining("opening the directory")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeRenamedBundleLast(t, dir, b)
+	rec.expectNext(b.serial)
+	rec.stop()
+	rec.noMoreUpdates()
+}
