@@ -1,12 +1,10 @@
 package faults_test
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,44 +12,6 @@ import (
 
 	"github.com/svidagent/svidagent/internal/spiretest"
 )
-
-// spireAgentPID finds the running spire-agent of s in /proc: the process
-// whose command line names s's agent.conf. spiretest.StopAgent sends
-// SIGTERM; the suite wants SIGKILL, which the harness does not offer, so
-// it kills the process itself and then lets StopAgent reap it.
-func spireAgentPID(t testing.TB, s *spiretest.SPIRE) int {
-	t.Helper()
-	conf := filepath.Join(filepath.Dir(s.SocketPath()), "agent.conf")
-	des, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, de := range des {
-		pid, err := strconv.Atoi(de.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
-		if len(args) > 0 && filepath.Base(args[0]) == "spire-agent" && strings.Contains(string(b), conf) && alive(pid) {
-			return pid
-		}
-	}
-	t.Fatalf("no spire-agent process with %s in /proc", conf)
-	return 0
-}
-
-// killSPIREAgent SIGKILLs the SPIRE agent and reaps it through the harness.
-func killSPIREAgent(t testing.TB, s *spiretest.SPIRE) {
-	t.Helper()
-	if err := syscall.Kill(spireAgentPID(t, s), syscall.SIGKILL); err != nil {
-		t.Fatalf("killing spire-agent: %v", err)
-	}
-	s.StopAgent(t) // waits for the killed process; nothing is left to stop
-}
 
 // diskSerial returns the serial of the certificate on disk, or "".
 func diskLeaf(dir string) (serial string, notAfter time.Time) {
@@ -111,7 +71,7 @@ func TestSPIREAgentRestarts(t *testing.T) {
 	var reconnect []time.Duration
 	for i := 1; i <= restarts; i++ {
 		before, _ := diskLeaf(out)
-		killSPIREAgent(t, spire)
+		spire.KillAgent(t)
 		// The stream breaks at once: health shows the issuer error. The
 		// files on disk are unexpired, so readiness stays 200.
 		waitFor(t, 15*time.Second, fmt.Sprintf("restart %d: the issuer error in health", i), func() bool {

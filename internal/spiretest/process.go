@@ -61,6 +61,19 @@ func (p *process) exited() bool {
 	}
 }
 
+// kill SIGKILLs the child's process group and waits for it to exit, as a
+// crash would end it. It is idempotent.
+func (p *process) kill() error {
+	if p.exited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s: %w", p.name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // stop sends SIGTERM to the child's process group, escalates to SIGKILL
 // after stopGrace, and waits for the child to exit. It is idempotent.
 func (p *process) stop() error {

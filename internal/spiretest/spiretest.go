@@ -391,6 +391,22 @@ func (s *SPIRE) StopAgent(t testing.TB) {
 	}
 }
 
+// KillAgent SIGKILLs the agent, as a crash would end it, and waits for it
+// to exit. Start it again with StartAgent.
+func (s *SPIRE) KillAgent(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.agent == nil {
+		t.Fatalf("spiretest: agent not running")
+	}
+	err := s.agent.kill()
+	s.agent = nil
+	if err != nil {
+		t.Fatalf("spiretest: %v", err)
+	}
+}
+
 // cleanup stops both processes, dumps their logs if t failed, and removes
 // the directory.
 func (s *SPIRE) cleanup(t testing.TB) {
