@@ -11,7 +11,10 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS := $(CURDIR)/bin/tools
 PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 
-.PHONY: help build run test test-unit test-faults spire check bench clean generate
+FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle
+FUZZTIME ?= 2m
+
+.PHONY: help build run test test-unit test-faults spire check bench clean generate fuzz fuzz-short
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +31,14 @@ spire: ## build (or reuse from the cache) spire-server and spire-agent $(SPIRE_V
 test: spire ## unit and integration tests (real SPIRE) with -race
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 30m ./...
 	cd examples/kubernetes && $(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+fuzz: ## run every fuzz target for FUZZTIME (default 2m) each
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+fuzz-short: ## every fuzz target for 10s (make test runs this)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 test-faults: spire ## the fault-injection suite alone (docs/FAULTS.md); make test runs it too
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 15m -v ./faults/
