@@ -128,6 +128,9 @@ func TestHostileWASMNotifier(t *testing.T) {
 			var first *hostapi.RotationEvent
 			select { // loading the plugin is part of this wait: generous
 			case first = <-rec.events:
+			case err := <-done:
+				cancel()
+				t.Fatalf("Run returned early: %v", err)
 			case <-time.After(90 * time.Second):
 				cancel()
 				<-done
