@@ -1,0 +1,109 @@
+// Command wasmrss measures the host memory that WASM plugins cost: it opens
+// N instances of the webhook notifier example (examples/notifier-webhook,
+// built for GOOS=wasip1) through internal/wasmhost, exactly as the agent
+// does, configures each (which instantiates the module), and prints its own
+// VmRSS and VmHWM after each step.
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o /tmp/webhook.wasm ./examples/notifier-webhook
+//	go run ./bench/wasmrss -wasm /tmp/webhook.wasm -n 10
+//
+// Each line is "plugins=K rss_kib=... hwm_kib=...". Run it once per N: the
+// process's high-water mark is what a host with N plugins needs.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/svidagent/svidagent/hostapi"
+	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/wasmhost"
+)
+
+func main() {
+	path := flag.String("wasm", "", "the webhook notifier .wasm (required)")
+	n := flag.Int("n", 10, "how many plugins to open")
+	cache := flag.String("cache", "", "compilation cache directory (empty: none)")
+	flag.Parse()
+	if err := run(*path, *n, *cache); err != nil {
+		fmt.Fprintln(os.Stderr, "wasmrss:", err)
+		os.Exit(1)
+	}
+}
+
+func run(path string, n int, cache string) error {
+	if path == "" {
+		return fmt.Errorf("-wasm is required")
+	}
+	sum, err := wasmhost.HashFile(path)
+	if err != nil {
+		return fmt.Errorf("hashing %s: %w", path, err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	report(0, 0)
+	var plugins []*wasmhost.Plugin
+	defer func() {
+		for _, p := range plugins {
+			p.Close()
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		start := time.Now()
+		p, err := wasmhost.Open(ctx, wasmhost.Config{
+			Path: path, SHA256: sum, Kind: hostapi.KindNotifier,
+			Name: fmt.Sprintf("webhook-%d", i), Logger: log, CacheDir: cache,
+			AllowHosts: []string{"127.0.0.1:9"},
+		})
+		if err != nil {
+			return err
+		}
+		plugins = append(plugins, p)
+		// Describe and Configure instantiate the module and run the
+		// guest's initialisation: after them the plugin is as resident
+		// as in a running agent.
+		if err := p.Invoke(ctx, pluginhost.MethodDescribe, &pluginv1.DescribeRequest{HostServices: p.HostServices()}, &pluginv1.DescribeResponse{}); err != nil {
+			return fmt.Errorf("describing plugin %d: %w", i, err)
+		}
+		cfg := []byte(`{"url":"http://127.0.0.1:9/hook"}`)
+		if err := p.Invoke(ctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: cfg}, &pluginv1.ConfigureResponse{}); err != nil {
+			return fmt.Errorf("configuring plugin %d: %w", i, err)
+		}
+		report(i, time.Since(start))
+	}
+	return nil
+}
+
+func report(k int, open time.Duration) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	vals := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && (key == "VmRSS" || key == "VmHWM") {
+			vals[key], _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("plugins=%d open=%s rss_kib=%d hwm_kib=%d go_heap_inuse_kib=%d go_sys_kib=%d\n",
+		k, open.Round(time.Millisecond), vals["VmRSS"], vals["VmHWM"], ms.HeapInuse>>10, ms.Sys>>10)
+}
