@@ -47,14 +47,14 @@ func TestMain(m *testing.M) {
 
 // agent is a running svidagent whose log goes to a file: nothing in the
 // bench process sits on the agent's output path.
-type agent struct {
+type agentProc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
 }
 
 // startAgent runs svidagent with args in dir.
-func startAgent(t testing.TB, dir string, args ...string) *agent {
+func startAgent(t testing.TB, dir string, args ...string) *agentProc {
 	t.Helper()
 	logPath := filepath.Join(dir, "agent.log")
 	lf, err := os.Create(logPath)
@@ -69,7 +69,7 @@ func startAgent(t testing.TB, dir string, args ...string) *agent {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting svidagent: %v", err)
 	}
-	a := &agent{cmd: cmd, log: logPath, done: make(chan struct{})}
+	a := &agentProc{cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(a.done)
@@ -94,7 +94,7 @@ func startAgent(t testing.TB, dir string, args ...string) *agent {
 }
 
 // exited reports whether the agent process is gone.
-func (a *agent) exited() bool {
+func (a *agentProc) exited() bool {
 	select {
 	case <-a.done:
 		return true
@@ -105,7 +105,7 @@ func (a *agent) exited() bool {
 
 // waitFor polls cond (there is no event to wait on: the agent is another
 // process) until it holds, the agent exits, or timeout passes.
-func waitFor(t testing.TB, a *agent, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, a *agentProc, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
