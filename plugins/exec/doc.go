@@ -2,12 +2,15 @@
 // first successful write, signals it on each later rotation, relaunches it
 // at the next rotation if it has exited, and stops its whole process group
 // when the agent shuts down. It reproduces spiffe-helper's cmd, cmd_args
-// and renew_signal.
+// and renew_signal. With restart = "on-failure" or "always" it is also a
+// supervisor that restarts the command, with a doubling backoff, as soon as
+// it exits.
 //
 //	notifier "exec" {
 //	  cmd    = "ghostunnel"
 //	  args   = "server --listen localhost:8002 --target localhost:8001"
 //	  signal = "SIGUSR1"
+//	  restart = "on-failure" // optional; default "never"
 //	}
 //
 // See README.md for the compatibility points and the deviations.

@@ -44,10 +44,21 @@ type Notifier struct {
 	opts        proc.Options
 	log         *slog.Logger
 
-	mu     sync.Mutex
-	p      *proc.Process // nil until the first Notify
-	runs   int           // how many times the command was started
-	closed bool
+	restart string        // RestartNever, RestartOnFailure or RestartAlways
+	backoff time.Duration // the first restart delay
+
+	mu        sync.Mutex
+	p         *proc.Process // nil until the first Notify
+	startedAt time.Time     // when p (or the last failed attempt) started
+	runs      int           // how many times the command was started
+	closed    bool
+	// The supervisor (restart != never) starts with the first run and is
+	// stopped by Close, which waits for it.
+	supervising bool
+	changed     chan struct{} // buffered 1: Notify started the command
+	stop        chan struct{} // closed by Close
+	wg          sync.WaitGroup
+	closeDone   chan struct{} // closed when the first Close has finished
 }
 
 var (
@@ -78,7 +89,11 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{cmd: cfg.Cmd, args: cfg.argv(), log: logger}
+	n := &Notifier{
+		cmd: cfg.Cmd, args: cfg.argv(), log: logger,
+		restart: cfg.restartPolicy(), backoff: cfg.restartBackoff(),
+		changed: make(chan struct{}, 1), stop: make(chan struct{}), closeDone: make(chan struct{}),
+	}
 	if cfg.Signal != "" {
 		n.sig, _ = proc.ParseSignal(cfg.Signal) // validated
 	}
@@ -92,7 +107,9 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
 
 // Notify starts the command on the first call. Later, it sends the
 // configured signal to the command's process if it is running (nothing
-// when no signal is set), and starts it again if it has exited.
+// when no signal is set), and starts it again if it has exited. With a
+// restart policy, the first start also starts the supervisor, and a start
+// during a restart backoff takes the place of the pending restart.
 func (n *Notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -117,9 +134,28 @@ func (n *Notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 		<-n.p.Done()
 		n.log.LogAttrs(ctx, slog.LevelWarn, "command had exited; starting it again", slog.String("cmd", n.cmd), slog.Int("pid", n.p.Pid()), slog.String("exit", n.p.ProcessState().String()))
 	}
+	if err := n.startLocked(ctx); err != nil {
+		return fmt.Errorf("notifying: %w", err)
+	}
+	// A supervisor waiting out a backoff watches the new run instead.
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+	if n.restart != RestartNever && !n.supervising {
+		n.supervising = true
+		n.wg.Add(1)
+		go n.supervise()
+	}
+	return nil
+}
+
+// startLocked starts the command; n.mu is held.
+func (n *Notifier) startLocked(ctx context.Context) error {
+	n.startedAt = time.Now()
 	p, err := proc.Start(n.cmd, n.args, n.opts)
 	if err != nil {
-		return fmt.Errorf("notifying: %w; check cmd and that the program is on the agent's PATH", err)
+		return fmt.Errorf("%w; check cmd and that the program is on the agent's PATH", err)
 	}
 	n.p = p
 	n.runs++
@@ -127,24 +163,117 @@ func (n *Notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 	return nil
 }
 
+// supervise restarts the command when it exits, as the restart policy
+// says, after a backoff. It runs from the first start until Close.
+func (n *Notifier) supervise() {
+	defer n.wg.Done()
+	ctx := context.Background()
+	b := backoff{initial: n.backoff, max: max(n.backoff, MaxRestartBackoff)}
+	for {
+		n.mu.Lock()
+		p, startedAt := n.p, n.startedAt
+		select { // a change before this read is seen by the read
+		case <-n.changed:
+		default:
+		}
+		n.mu.Unlock()
+
+		select {
+		case <-p.Done():
+		case <-n.stop:
+			return
+		}
+		attrs := []slog.Attr{slog.String("cmd", n.cmd), slog.Int("pid", p.Pid()), slog.String("exit", p.ProcessState().String())}
+		if !restarts(n.restart, p.ProcessState()) {
+			n.log.LogAttrs(ctx, slog.LevelInfo, "command exited; not restarting it until the next rotation", append(attrs, slog.String("restart", n.restart))...)
+			select {
+			case <-n.changed:
+				continue
+			case <-n.stop:
+				return
+			}
+		}
+		delay := b.next(time.Since(startedAt))
+		n.log.LogAttrs(ctx, slog.LevelWarn, "command exited; restarting it", append(attrs, slog.String("restart", n.restart), slog.Duration("delay", delay))...)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-n.changed: // a rotation started it first
+			t.Stop()
+			continue
+		case <-n.stop:
+			t.Stop()
+			return
+		}
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return
+		}
+		if n.p == p {
+			if err := n.startLocked(ctx); err != nil {
+				n.log.LogAttrs(ctx, slog.LevelError, "restarting command", slog.String("cmd", n.cmd), slog.String("error", err.Error()))
+			}
+		}
+		n.mu.Unlock()
+	}
+}
+
+// restarts reports whether policy restarts a command that exited with st.
+func restarts(policy string, st *os.ProcessState) bool {
+	switch policy {
+	case RestartAlways:
+		return true
+	case RestartOnFailure:
+		return !st.Success()
+	}
+	return false
+}
+
+// backoff is the restart delay: it doubles after each quick exit, up to
+// max, and starts over after a run of ResetAfterRuns × initial.
+type backoff struct {
+	initial, max time.Duration
+	cur          time.Duration // 0: none yet
+}
+
+// next returns the delay before restarting a command that ran for ran.
+func (b *backoff) next(ran time.Duration) time.Duration {
+	switch {
+	case b.cur == 0 || ran >= ResetAfterRuns*b.initial:
+		b.cur = b.initial
+	default:
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
 // Close stops the command's process group: SIGTERM, then SIGKILL after
-// stop_timeout, and waits until the command has been reaped. It is
-// idempotent, and does nothing if the command never started. Notify fails
-// with ErrClosed afterwards.
+// stop_timeout, and waits until the command has been reaped. It first
+// stops the restart supervisor, so nothing restarts the command during or
+// after Close. It is idempotent (a concurrent call waits for the first),
+// and does nothing if the command never started. Notify fails with
+// ErrClosed afterwards.
 func (n *Notifier) Close() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
+		n.mu.Unlock()
+		<-n.closeDone
 		return nil
 	}
 	n.closed = true
-	if n.p == nil {
+	close(n.stop)
+	p := n.p // final: nothing starts the command once closed is set
+	n.mu.Unlock()
+	defer close(n.closeDone)
+	n.wg.Wait() // the supervisor, out of any backoff
+	if p == nil {
 		return nil
 	}
-	if err := n.p.Stop(n.stopTimeout); err != nil {
+	if err := p.Stop(n.stopTimeout); err != nil {
 		return fmt.Errorf("closing %q: %w", n.cmd, err)
 	}
-	n.log.LogAttrs(context.Background(), slog.LevelInfo, "stopped command", slog.String("cmd", n.cmd), slog.Int("pid", n.p.Pid()))
+	n.log.LogAttrs(context.Background(), slog.LevelInfo, "stopped command", slog.String("cmd", n.cmd), slog.Int("pid", p.Pid()))
 	return nil
 }
 

@@ -43,7 +43,13 @@ func TestValidate(t *testing.T) {
 		{name: "unknown signal", cfg: func(c *exec.Config) { c.Cmd = "x"; c.Signal = "SIGNOPE" }, wantFields: []string{"signal"}, wantText: "use one of"},
 		{name: "bad stop_timeout", cfg: func(c *exec.Config) { c.Cmd = "x"; c.StopTimeout = "10" }, wantFields: []string{"stop_timeout"}, wantText: `"10s"`},
 		{name: "zero stop_timeout", cfg: func(c *exec.Config) { c.Cmd = "x"; c.StopTimeout = "0s" }, wantFields: []string{"stop_timeout"}, wantText: "positive"},
-		{name: "everything wrong", cfg: func(c *exec.Config) { c.Signal = "x"; c.StopTimeout = "" }, wantFields: []string{"cmd", "signal", "stop_timeout"}},
+		{name: "restart policies", cfg: func(c *exec.Config) { c.Cmd = "x"; c.Restart = "on-failure"; c.RestartBackoff = "250ms" }},
+		{name: "restart always", cfg: func(c *exec.Config) { c.Cmd = "x"; c.Restart = "always" }},
+		{name: "restart never", cfg: func(c *exec.Config) { c.Cmd = "x"; c.Restart = "never" }},
+		{name: "unknown restart", cfg: func(c *exec.Config) { c.Cmd = "x"; c.Restart = "unless-stopped" }, wantFields: []string{"restart"}, wantText: `"on-failure"`},
+		{name: "bad restart_backoff", cfg: func(c *exec.Config) { c.Cmd = "x"; c.RestartBackoff = "1" }, wantFields: []string{"restart_backoff"}, wantText: `"500ms"`},
+		{name: "zero restart_backoff", cfg: func(c *exec.Config) { c.Cmd = "x"; c.RestartBackoff = "0s" }, wantFields: []string{"restart_backoff"}, wantText: "positive"},
+		{name: "everything wrong", cfg: func(c *exec.Config) { c.Signal = "x"; c.StopTimeout = ""; c.Restart = "x"; c.RestartBackoff = "-1s" }, wantFields: []string{"cmd", "signal", "stop_timeout", "restart", "restart_backoff"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

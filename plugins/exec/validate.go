@@ -29,6 +29,16 @@ func (c *Config) Validate() error {
 	if d, err := time.ParseDuration(c.StopTimeout); err != nil || d <= 0 {
 		errs.Add("stop_timeout", fmt.Sprintf(`%q is not a positive duration: use a Go duration such as "10s" or "1m30s"`, c.StopTimeout))
 	}
+	switch c.Restart {
+	case "", RestartNever, RestartOnFailure, RestartAlways:
+	default:
+		errs.Add("restart", fmt.Sprintf(`%q is not a restart policy: use "never" (wait for the next rotation), "on-failure" or "always"`, c.Restart))
+	}
+	if c.RestartBackoff != "" {
+		if d, err := time.ParseDuration(c.RestartBackoff); err != nil || d <= 0 {
+			errs.Add("restart_backoff", fmt.Sprintf(`%q is not a positive duration: use a Go duration such as "1s" or "500ms"`, c.RestartBackoff))
+		}
+	}
 	return errs.Err()
 }
 
@@ -39,4 +49,21 @@ func (c *Config) argv() []string {
 	}
 	args, _ := proc.SplitArgs(c.Args)
 	return args
+}
+
+// restartPolicy returns the restart policy; c is valid.
+func (c *Config) restartPolicy() string {
+	if c.Restart == "" {
+		return RestartNever
+	}
+	return c.Restart
+}
+
+// restartBackoff returns the initial restart backoff; c is valid.
+func (c *Config) restartBackoff() time.Duration {
+	if c.RestartBackoff == "" {
+		return DefaultRestartBackoff
+	}
+	d, _ := time.ParseDuration(c.RestartBackoff)
+	return d
 }
