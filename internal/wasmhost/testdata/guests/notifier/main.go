@@ -117,8 +117,11 @@ func notify(name string) (uint32, string, []byte) {
 	case name == "sleep":
 		time.Sleep(time.Hour)
 	case name == "oom":
+		// Large steps reach the limit in a few allocations, before the
+		// collector (pressed by GOMEMLIMIT) can slow the loop past the
+		// call's deadline.
 		for {
-			hog = append(hog, make([]byte, 1<<20))
+			hog = append(hog, make([]byte, 4<<20))
 		}
 	case name == "panic":
 		panic("boom")
