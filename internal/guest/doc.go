@@ -2,8 +2,10 @@
 // both runtimes (sdk/wasm and sdk/goplugin): a [Dispatcher] takes a call as
 // a method name and protobuf bytes, decodes it with internal/wire, runs the
 // plugin's Go implementation (hostapi.Issuer, hostapi.Writer or
-// hostapi.Notifier, optionally sdk.Configurer and io.Closer) and encodes
-// the answer with a status code of hostapi/ABI.md. The runtime-specific
+// hostapi.Notifier, optionally sdk.Configurer, hostapi.Lifecycle and
+// io.Closer) and encodes the answer with a status code of hostapi/ABI.md.
+// A hostapi.Lifecycle is started after each successful Configure and
+// stopped before the next Configure and at Close. The runtime-specific
 // transport (the WASM exports, the gRPC server) stays in the SDKs.
 //
 // It exists so that the SDKs share one dispatch; it is not part of the

@@ -68,12 +68,23 @@ type Dispatcher struct {
 	mu         sync.RWMutex // held for writing by Configure and Close
 	configured bool
 	closed     bool
+	// stopLC stops the running lifecycle (nil when none runs): it cancels
+	// the context Start got and calls the plugin's Stop. Guarded by mu.
+	stopLC func()
 }
 
 // New returns a Dispatcher serving impl, which must implement exactly one
 // of hostapi.Issuer, hostapi.Writer and hostapi.Notifier, and may implement
-// sdk.Configurer and io.Closer. host may be nil: plugin code then gets a
-// host that discards logs and refuses HTTP.
+// sdk.Configurer, hostapi.Lifecycle and io.Closer. host may be nil: plugin
+// code then gets a host that discards logs and refuses HTTP.
+//
+// A plugin implementing hostapi.Lifecycle is started after every
+// successful Configure, and stopped before the next Configure and at Close
+// (before its own Close). Start gets a context that the Dispatcher cancels
+// just before Stop, carrying the host (sdk.HostFromContext); an error from
+// Start fails the Configure, and the plugin is then not configured. When a
+// re-Configure fails, the plugin keeps its previous configuration and is
+// started again with it.
 func New(info sdk.Info, impl any, host HostCaller) (*Dispatcher, error) {
 	if info.Name == "" {
 		return nil, errors.New("creating the plugin dispatcher: sdk.Info.Name is required")
@@ -222,7 +233,8 @@ func (d *Dispatcher) configure(ctx context.Context, config []byte) error {
 	if es := d.validate(config); len(es) > 0 {
 		return sdk.Errorf(sdk.CodeInvalidArgument, "configuring plugin %s: %w", d.info.Name, es)
 	}
-	if d.conf == nil {
+	lc, _ := d.impl.(hostapi.Lifecycle)
+	if d.conf == nil && lc == nil {
 		return nil
 	}
 	d.mu.Lock()
@@ -230,11 +242,68 @@ func (d *Dispatcher) configure(ctx context.Context, config []byte) error {
 	if d.closed {
 		return sdk.Errorf(sdk.CodeFailedPrecondition, "configuring plugin %s: the plugin is closed", d.info.Name)
 	}
-	if err := d.conf.Configure(ctx, config); err != nil {
-		return fmt.Errorf("configuring plugin %s: %w", d.info.Name, err)
+	d.stopLifecycle()
+	if d.conf != nil {
+		if err := d.conf.Configure(ctx, config); err != nil {
+			if d.configured && lc != nil {
+				// The previous configuration still applies: run it again.
+				if serr := d.startLifecycle(lc); serr != nil {
+					d.configured = false
+					return fmt.Errorf("configuring plugin %s: %w (and restarting it with its previous configuration: %w)", d.info.Name, err, serr)
+				}
+			}
+			return fmt.Errorf("configuring plugin %s: %w", d.info.Name, err)
+		}
+	}
+	if lc != nil {
+		if err := d.startLifecycle(lc); err != nil {
+			d.configured = false
+			return fmt.Errorf("starting plugin %s: %w", d.info.Name, err)
+		}
 	}
 	d.configured = true
 	return nil
+}
+
+// startLifecycle starts lc with a context of its own, canceled by
+// stopLifecycle. The caller holds mu for writing.
+func (d *Dispatcher) startLifecycle(lc hostapi.Lifecycle) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	if d.host != nil {
+		ctx = sdk.WithHost(ctx, hostImpl{call: d.host, ctx: context.Background()})
+	} else {
+		ctx = sdk.WithHost(ctx, nil)
+	}
+	if err := safeStart(lc, ctx); err != nil {
+		cancel()
+		return err
+	}
+	d.stopLC = func() {
+		cancel()
+		lc.Stop()
+	}
+	return nil
+}
+
+// safeStart calls lc.Start, answering a panic with an error.
+func safeStart(lc hostapi.Lifecycle, ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Start panicked: %v", r)
+		}
+	}()
+	return lc.Start(ctx)
+}
+
+// stopLifecycle stops the running lifecycle, if any, and waits for it.
+// The caller holds mu for writing.
+func (d *Dispatcher) stopLifecycle() {
+	if d.stopLC == nil {
+		return
+	}
+	stop := d.stopLC
+	d.stopLC = nil
+	stop()
 }
 
 func (d *Dispatcher) close() error {
@@ -244,6 +313,7 @@ func (d *Dispatcher) close() error {
 		return nil
 	}
 	d.closed = true
+	d.stopLifecycle()
 	if c, ok := d.impl.(interface{ Close() error }); ok {
 		if err := c.Close(); err != nil {
 			return fmt.Errorf("closing plugin %s: %w", d.info.Name, err)
