@@ -26,6 +26,9 @@ type Services struct {
 	// HTTP is granted to plugins with an allow { hosts = [...] } block;
 	// nil otherwise, and calls answer PERMISSION_DENIED.
 	HTTP *HTTP
+	// Metrics lets the plugin export counters. Granted when set; nil
+	// otherwise, and calls answer UNIMPLEMENTED.
+	Metrics *Metrics
 }
 
 // Names returns the fully-qualified names of the granted services, for
@@ -34,6 +37,9 @@ func (s *Services) Names() []string {
 	names := []string{ServiceLogger}
 	if s.HTTP != nil {
 		names = append(names, ServiceHTTP)
+	}
+	if s.Metrics != nil {
+		names = append(names, ServiceMetrics)
 	}
 	return names
 }
@@ -62,6 +68,15 @@ func (s *Services) Handle(ctx context.Context, method string, payload []byte) (c
 			return uint32(codes.InvalidArgument), "decoding HTTPRequest: " + err.Error(), nil
 		}
 		out, err = s.HTTP.Request(ctx, req)
+	case MethodMetricsCounter:
+		if s.Metrics == nil {
+			return uint32(codes.Unimplemented), "the Metrics host service is not offered by this agent", nil
+		}
+		req := &hostv1.AddCounter{}
+		if err := proto.Unmarshal(payload, req); err != nil {
+			return uint32(codes.InvalidArgument), "decoding AddCounter: " + err.Error(), nil
+		}
+		out, err = s.Metrics.Counter(ctx, req)
 	default:
 		return uint32(codes.Unimplemented), "unknown host method " + method, nil
 	}

@@ -313,6 +313,114 @@ func (x *HTTPResponse) GetBody() []byte {
 	return nil
 }
 
+type AddCounter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The counter's name within the plugin's namespace, e.g. "renewals_total".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// One line of help, used at the counter's first use.
+	Help string `protobuf:"bytes,2,opt,name=help,proto3" json:"help,omitempty"`
+	// Label names and values; at most 8 labels.
+	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Added to the counter; finite and not negative.
+	Delta         float64 `protobuf:"fixed64,4,opt,name=delta,proto3" json:"delta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCounter) Reset() {
+	*x = AddCounter{}
+	mi := &file_svidagent_host_v1_host_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCounter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCounter) ProtoMessage() {}
+
+func (x *AddCounter) ProtoReflect() protoreflect.Message {
+	mi := &file_svidagent_host_v1_host_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCounter.ProtoReflect.Descriptor instead.
+func (*AddCounter) Descriptor() ([]byte, []int) {
+	return file_svidagent_host_v1_host_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AddCounter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddCounter) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *AddCounter) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *AddCounter) GetDelta() float64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+type AddCounterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCounterResponse) Reset() {
+	*x = AddCounterResponse{}
+	mi := &file_svidagent_host_v1_host_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCounterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCounterResponse) ProtoMessage() {}
+
+func (x *AddCounterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_svidagent_host_v1_host_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCounterResponse.ProtoReflect.Descriptor instead.
+func (*AddCounterResponse) Descriptor() ([]byte, []int) {
+	return file_svidagent_host_v1_host_proto_rawDescGZIP(), []int{6}
+}
+
 var File_svidagent_host_v1_host_proto protoreflect.FileDescriptor
 
 const file_svidagent_host_v1_host_proto_rawDesc = "" +
@@ -337,11 +445,23 @@ const file_svidagent_host_v1_host_proto_rawDesc = "" +
 	"\fHTTPResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x123\n" +
 	"\aheaders\x18\x02 \x03(\v2\x19.svidagent.host.v1.HeaderR\aheaders\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body2N\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"\xc8\x01\n" +
+	"\n" +
+	"AddCounter\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04help\x18\x02 \x01(\tR\x04help\x12A\n" +
+	"\x06labels\x18\x03 \x03(\v2).svidagent.host.v1.AddCounter.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05delta\x18\x04 \x01(\x01R\x05delta\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x14\n" +
+	"\x12AddCounterResponse2N\n" +
 	"\x06Logger\x12D\n" +
 	"\x03Log\x12\x1d.svidagent.host.v1.LogRequest\x1a\x1e.svidagent.host.v1.LogResponse2R\n" +
 	"\x04HTTP\x12J\n" +
-	"\aRequest\x12\x1e.svidagent.host.v1.HTTPRequest\x1a\x1f.svidagent.host.v1.HTTPResponseBGZEgithub.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1;hostv1b\x06proto3"
+	"\aRequest\x12\x1e.svidagent.host.v1.HTTPRequest\x1a\x1f.svidagent.host.v1.HTTPResponse2Z\n" +
+	"\aMetrics\x12O\n" +
+	"\aCounter\x12\x1d.svidagent.host.v1.AddCounter\x1a%.svidagent.host.v1.AddCounterResponseBGZEgithub.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1;hostv1b\x06proto3"
 
 var (
 	file_svidagent_host_v1_host_proto_rawDescOnce sync.Once
@@ -355,26 +475,32 @@ func file_svidagent_host_v1_host_proto_rawDescGZIP() []byte {
 	return file_svidagent_host_v1_host_proto_rawDescData
 }
 
-var file_svidagent_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_svidagent_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_svidagent_host_v1_host_proto_goTypes = []any{
-	(*LogRequest)(nil),   // 0: svidagent.host.v1.LogRequest
-	(*LogResponse)(nil),  // 1: svidagent.host.v1.LogResponse
-	(*Header)(nil),       // 2: svidagent.host.v1.Header
-	(*HTTPRequest)(nil),  // 3: svidagent.host.v1.HTTPRequest
-	(*HTTPResponse)(nil), // 4: svidagent.host.v1.HTTPResponse
+	(*LogRequest)(nil),         // 0: svidagent.host.v1.LogRequest
+	(*LogResponse)(nil),        // 1: svidagent.host.v1.LogResponse
+	(*Header)(nil),             // 2: svidagent.host.v1.Header
+	(*HTTPRequest)(nil),        // 3: svidagent.host.v1.HTTPRequest
+	(*HTTPResponse)(nil),       // 4: svidagent.host.v1.HTTPResponse
+	(*AddCounter)(nil),         // 5: svidagent.host.v1.AddCounter
+	(*AddCounterResponse)(nil), // 6: svidagent.host.v1.AddCounterResponse
+	nil,                        // 7: svidagent.host.v1.AddCounter.LabelsEntry
 }
 var file_svidagent_host_v1_host_proto_depIdxs = []int32{
 	2, // 0: svidagent.host.v1.HTTPRequest.headers:type_name -> svidagent.host.v1.Header
 	2, // 1: svidagent.host.v1.HTTPResponse.headers:type_name -> svidagent.host.v1.Header
-	0, // 2: svidagent.host.v1.Logger.Log:input_type -> svidagent.host.v1.LogRequest
-	3, // 3: svidagent.host.v1.HTTP.Request:input_type -> svidagent.host.v1.HTTPRequest
-	1, // 4: svidagent.host.v1.Logger.Log:output_type -> svidagent.host.v1.LogResponse
-	4, // 5: svidagent.host.v1.HTTP.Request:output_type -> svidagent.host.v1.HTTPResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	7, // 2: svidagent.host.v1.AddCounter.labels:type_name -> svidagent.host.v1.AddCounter.LabelsEntry
+	0, // 3: svidagent.host.v1.Logger.Log:input_type -> svidagent.host.v1.LogRequest
+	3, // 4: svidagent.host.v1.HTTP.Request:input_type -> svidagent.host.v1.HTTPRequest
+	5, // 5: svidagent.host.v1.Metrics.Counter:input_type -> svidagent.host.v1.AddCounter
+	1, // 6: svidagent.host.v1.Logger.Log:output_type -> svidagent.host.v1.LogResponse
+	4, // 7: svidagent.host.v1.HTTP.Request:output_type -> svidagent.host.v1.HTTPResponse
+	6, // 8: svidagent.host.v1.Metrics.Counter:output_type -> svidagent.host.v1.AddCounterResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_svidagent_host_v1_host_proto_init() }
@@ -388,9 +514,9 @@ func file_svidagent_host_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_svidagent_host_v1_host_proto_rawDesc), len(file_svidagent_host_v1_host_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_svidagent_host_v1_host_proto_goTypes,
 		DependencyIndexes: file_svidagent_host_v1_host_proto_depIdxs,

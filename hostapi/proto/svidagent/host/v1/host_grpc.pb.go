@@ -236,3 +236,123 @@ var HTTP_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "svidagent/host/v1/host.proto",
 }
+
+const (
+	Metrics_Counter_FullMethodName = "/svidagent.host.v1.Metrics/Counter"
+)
+
+// MetricsClient is the client API for Metrics service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Metrics lets a plugin export counters of its own through the agent's
+// /metrics endpoint, namespaced by the plugin: a counter "renewals_total"
+// of the plugin block "vault" is exported as
+// svidagent_plugin_vault_renewals_total. Names and label names are
+// sanitized to [a-z0-9_]. A counter keeps the help and label names of its
+// first use. A plugin has at most 100 series (counter and label values
+// combined); beyond that, a new series is refused with RESOURCE_EXHAUSTED.
+// A bad name, label or delta is INVALID_ARGUMENT. Offered to every plugin.
+type MetricsClient interface {
+	Counter(ctx context.Context, in *AddCounter, opts ...grpc.CallOption) (*AddCounterResponse, error)
+}
+
+type metricsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewMetricsClient(cc grpc.ClientConnInterface) MetricsClient {
+	return &metricsClient{cc}
+}
+
+func (c *metricsClient) Counter(ctx context.Context, in *AddCounter, opts ...grpc.CallOption) (*AddCounterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddCounterResponse)
+	err := c.cc.Invoke(ctx, Metrics_Counter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MetricsServer is the server API for Metrics service.
+// All implementations must embed UnimplementedMetricsServer
+// for forward compatibility.
+//
+// Metrics lets a plugin export counters of its own through the agent's
+// /metrics endpoint, namespaced by the plugin: a counter "renewals_total"
+// of the plugin block "vault" is exported as
+// svidagent_plugin_vault_renewals_total. Names and label names are
+// sanitized to [a-z0-9_]. A counter keeps the help and label names of its
+// first use. A plugin has at most 100 series (counter and label values
+// combined); beyond that, a new series is refused with RESOURCE_EXHAUSTED.
+// A bad name, label or delta is INVALID_ARGUMENT. Offered to every plugin.
+type MetricsServer interface {
+	Counter(context.Context, *AddCounter) (*AddCounterResponse, error)
+	mustEmbedUnimplementedMetricsServer()
+}
+
+// UnimplementedMetricsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedMetricsServer struct{}
+
+func (UnimplementedMetricsServer) Counter(context.Context, *AddCounter) (*AddCounterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Counter not implemented")
+}
+func (UnimplementedMetricsServer) mustEmbedUnimplementedMetricsServer() {}
+func (UnimplementedMetricsServer) testEmbeddedByValue()                 {}
+
+// UnsafeMetricsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to MetricsServer will
+// result in compilation errors.
+type UnsafeMetricsServer interface {
+	mustEmbedUnimplementedMetricsServer()
+}
+
+func RegisterMetricsServer(s grpc.ServiceRegistrar, srv MetricsServer) {
+	// If the following call panics, it indicates UnimplementedMetricsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Metrics_ServiceDesc, srv)
+}
+
+func _Metrics_Counter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddCounter)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetricsServer).Counter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Metrics_Counter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetricsServer).Counter(ctx, req.(*AddCounter))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Metrics_ServiceDesc is the grpc.ServiceDesc for Metrics service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Metrics_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "svidagent.host.v1.Metrics",
+	HandlerType: (*MetricsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Counter",
+			Handler:    _Metrics_Counter_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "svidagent/host/v1/host.proto",
+}
