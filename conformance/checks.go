@@ -1,0 +1,390 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/svidagent/svidagent/hostapi"
+	issuerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/issuer/v1"
+	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
+	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/wire"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Tunables of the checks.
+const (
+	// callTimeout bounds one well-formed call of the suite.
+	callTimeout = 30 * time.Second
+	// cutOff is the deadline of the call the deadline check cuts off.
+	cutOff = time.Millisecond
+	// memoryCalls is the number of calls memory_flat makes after warmUp.
+	memoryCalls = 10000
+	// warmUp calls come first: a Go guest's heap grows to its collector's
+	// target over its first calls (examples/notifier-webhook: 7 to
+	// 11.75 MiB within 2,000 Notify calls, then flat over 38,000 more).
+	warmUp = 2000
+	// maxMemoryGrowth bounds the growth of a WASM instance's linear memory
+	// over memoryCalls.
+	maxMemoryGrowth = 2 << 20
+)
+
+// Checks lists the names of the checks, in the order they run, for every
+// kind and then per kind.
+var Checks = struct {
+	Common, Writer, Issuer, Notifier []string
+}{
+	Common: []string{"abi_exports", "negotiation", "describe", "validate_rejects_invalid", "configure_idempotent",
+		"close_after_failed_configure", "deadline", "memory_flat", "malformed_input"},
+	Writer:   []string{"write_reports_paths", "write_idempotent", "write_modes", "write_atomic"},
+	Issuer:   []string{"issue_chain_verifies", "issue_spiffe_id", "issue_public_key", "issue_ttl", "issue_backend_down"},
+	Notifier: []string{"notify_no_key_material", "notify_errors"},
+}
+
+// run runs every check through r.
+func (s *suite) run(ctx context.Context, r reporter) {
+	blocked := ""
+	guard := func(f func() outcome) func() outcome {
+		return func() outcome {
+			if blocked != "" {
+				return outcome{status: StatusSkip, reason: "not run: " + blocked}
+			}
+			return f()
+		}
+	}
+	if r.check("abi_exports", func() outcome { return s.checkABI() }) == StatusFail {
+		blocked = "the module fails the ABI check"
+	}
+	if r.check("negotiation", guard(func() outcome { return s.checkNegotiation(ctx) })) == StatusFail && blocked == "" {
+		blocked = "version negotiation failed"
+	}
+	r.check("describe", guard(s.checkDescribe))
+	r.check("validate_rejects_invalid", guard(func() outcome { return s.checkValidate(ctx) }))
+	r.check("configure_idempotent", guard(func() outcome { return s.checkConfigureTwice(ctx) }))
+	r.check("close_after_failed_configure", guard(func() outcome { return s.checkCloseAfterFailedConfigure(ctx) }))
+	r.check("deadline", guard(func() outcome { return s.checkDeadline(ctx) }))
+	r.check("memory_flat", guard(func() outcome { return s.checkMemory(ctx) }))
+	r.check("malformed_input", guard(func() outcome { return s.checkMalformed(ctx) }))
+	switch s.t.Kind {
+	case hostapi.KindWriter:
+		s.runWriter(ctx, r, guard)
+	case hostapi.KindIssuer:
+		s.runIssuer(ctx, r, guard)
+	case hostapi.KindNotifier:
+		s.runNotifier(ctx, r, guard)
+	}
+}
+
+func (s *suite) checkABI() outcome {
+	if s.rt != runtimeWASM {
+		return skip("a %s plugin has no WASM exports", s.rt)
+	}
+	exports, err := wasmhost.CheckFile(s.t.Path)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if exports == nil {
+		return fail("the file is not a WebAssembly module, or its sections cannot be read")
+	}
+	return pass()
+}
+
+func (s *suite) checkNegotiation(ctx context.Context) outcome {
+	inst, err := s.dial(ctx)
+	if err != nil {
+		return fail("loading the plugin: %v", err)
+	}
+	p, err := pluginhost.Negotiate(ctx, inst.conn, s.settings(s.t.ConfigJSON))
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	s.info = p.Info()
+	want := pluginhost.SupportedServices(s.t.Kind)
+	if !slices.Contains(s.info.Services, pluginhost.ServicePlugin) || !slices.ContainsFunc(want, func(w string) bool { return slices.Contains(s.info.Services, w) }) {
+		return fail("Describe lists %v; want %s and one of %v", s.info.Services, pluginhost.ServicePlugin, want)
+	}
+	return pass()
+}
+
+// serviceName is a fully-qualified protobuf service name.
+var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$`)
+
+func (s *suite) checkDescribe() outcome {
+	var problems []string
+	if s.info.Name == "" {
+		problems = append(problems, "name is empty")
+	}
+	if s.info.Version == "" {
+		problems = append(problems, "version is empty")
+	}
+	if len(s.info.Services) == 0 {
+		problems = append(problems, "services is empty")
+	}
+	for _, svc := range s.info.Services {
+		if !serviceName.MatchString(svc) {
+			problems = append(problems, fmt.Sprintf("service %q is not fully qualified (want package.Service, e.g. %s)", svc, pluginhost.ServicePlugin))
+		}
+	}
+	if len(problems) > 0 {
+		return fail("Describe is malformed: %s", strings.Join(problems, "; "))
+	}
+	return pass()
+}
+
+// negotiated dials the plugin and negotiates, without configuring it.
+func (s *suite) negotiated(ctx context.Context) (*pluginhost.Plugin, *instance, error) {
+	inst, err := s.dial(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the plugin: %w", err)
+	}
+	p, err := pluginhost.Negotiate(ctx, inst.conn, s.settings(s.t.ConfigJSON))
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, inst, nil
+}
+
+func (s *suite) checkValidate(ctx context.Context) outcome {
+	p, _, err := s.negotiated(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	if err := p.Validate(ctx, s.t.ConfigJSON); err != nil {
+		return fail("Validate rejected the valid config %s: %v", s.t.ConfigJSON, err)
+	}
+	err = p.Validate(ctx, s.t.InvalidConfigJSON)
+	if err == nil {
+		return fail("Validate accepted the invalid config %s; it must answer a problem", s.t.InvalidConfigJSON)
+	}
+	fes := hostapi.AsFieldErrors(err)
+	if fes == nil {
+		return fail("Validate failed instead of answering problems: %v", err)
+	}
+	for _, fe := range fes {
+		if strings.TrimSpace(fe.Message) == "" {
+			return fail("Validate answered a problem without a message (field %q)", fe.Field)
+		}
+	}
+	return pass()
+}
+
+// opened opens the plugin with ConfigJSON.
+func (s *suite) opened(ctx context.Context) (*pluginhost.Plugin, *instance, error) {
+	p, inst, err := s.open(ctx, s.t.ConfigJSON)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the plugin with the valid config: %w", err)
+	}
+	return p, inst, nil
+}
+
+func (s *suite) checkConfigureTwice(ctx context.Context) outcome {
+	p, inst, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.ConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err != nil {
+		return fail("a second Configure with the same config failed: %v", err)
+	}
+	if err := s.kindCall(cctx, p); err != nil {
+		return fail("after configuring twice, %v", err)
+	}
+	return pass()
+}
+
+func (s *suite) checkCloseAfterFailedConfigure(ctx context.Context) outcome {
+	p, inst, err := s.negotiated(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer inst.conn.Close()
+	_ = p // closed by hand below, to see the plugin's own answer
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
+		return fail("Configure accepted the invalid config %s", s.t.InvalidConfigJSON)
+	}
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodClose, &pluginv1.CloseRequest{}, &pluginv1.CloseResponse{}); err != nil {
+		return fail("Close after a failed Configure failed: %v", err)
+	}
+	return pass()
+}
+
+func (s *suite) checkDeadline(ctx context.Context) outcome {
+	p, _, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	short, cancel := context.WithTimeout(ctx, cutOff)
+	_ = s.kindCall(short, p) // may finish in time or be cut off: either is fine
+	cancel()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := s.kindCall(cctx, p); err != nil {
+		return fail("after a call cut off at %s, the next call with a %s deadline failed: %v", cutOff, callTimeout, err)
+	}
+	return pass()
+}
+
+func (s *suite) checkMemory(ctx context.Context) outcome {
+	if s.rt != runtimeWASM {
+		return skip("memory is measured for WASM plugins; this is a %s plugin", s.rt)
+	}
+	p, inst, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	method, req, resp := s.cheapCall()
+	call := func(i int) error {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		if err := inst.conn.Invoke(cctx, method, req, resp); err != nil {
+			return fmt.Errorf("call %d (%s) failed: %v", i, method, err)
+		}
+		return nil
+	}
+	for i := range warmUp {
+		if err := call(i); err != nil {
+			return fail("warming up: %v", err)
+		}
+	}
+	before, ok := inst.wasm.MemoryBytes()
+	if !ok {
+		return fail("the instance was discarded while warming up")
+	}
+	for i := range memoryCalls {
+		if err := call(warmUp + i); err != nil {
+			return fail("%v", err)
+		}
+	}
+	after, ok := inst.wasm.MemoryBytes()
+	if !ok {
+		return fail("the instance was discarded during %d calls", memoryCalls)
+	}
+	if growth := int64(after) - int64(before); growth >= maxMemoryGrowth {
+		return fail("linear memory grew by %.1f MiB (%.1f to %.1f MiB) over %d %s calls; the bound is %d MiB: the plugin leaks per call",
+			float64(growth)/(1<<20), float64(before)/(1<<20), float64(after)/(1<<20), memoryCalls, short(method), maxMemoryGrowth>>20)
+	}
+	return pass()
+}
+
+// cheapCall is the call memory_flat repeats: Notify for a notifier (what
+// the agent calls most), Validate for the others (a write or an issue per
+// call would measure the disk or the backend).
+func (s *suite) cheapCall() (string, proto.Message, proto.Message) {
+	if s.t.Kind == hostapi.KindNotifier {
+		sv, _ := s.creds.svid(2)
+		return pluginhost.MethodNotify, wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"})), &notifierv1.NotifyResponse{}
+	}
+	return pluginhost.MethodValidate, &pluginv1.ValidateRequest{ConfigJson: s.t.ConfigJSON}, &pluginv1.ValidateResponse{}
+}
+
+func short(method string) string { return method[strings.LastIndexByte(method, '/')+1:] }
+
+// garbage returns a message that encodes to bytes that are not valid
+// protobuf: a length-delimited field claiming 4 GiB, then random bytes.
+func garbage(seed uint64) proto.Message {
+	m := &pluginv1.CloseRequest{}
+	b := []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	r := rand.New(rand.NewPCG(seed, seed))
+	for range 64 {
+		b = append(b, byte(r.IntN(256)))
+	}
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
+	return m
+}
+
+func (s *suite) kindMethod() (string, proto.Message) {
+	switch s.t.Kind {
+	case hostapi.KindIssuer:
+		return pluginhost.MethodIssue, &issuerv1.IssueResponse{}
+	case hostapi.KindWriter:
+		return pluginhost.MethodWrite, &writerv1.WriteResponse{}
+	default:
+		return pluginhost.MethodNotify, &notifierv1.NotifyResponse{}
+	}
+}
+
+func (s *suite) checkMalformed(ctx context.Context) outcome {
+	p, inst, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	kind, kresp := s.kindMethod()
+	wrongType := &pluginv1.DescribeResponse{Name: "not a request", Version: "\xff", Services: []string{"x"}, Capabilities: []string{"y"}}
+	sends := []struct {
+		what, method string
+		req, resp    proto.Message
+		mustFail     bool
+	}{
+		{"random bytes to " + short(kind), kind, garbage(1), kresp, true},
+		{"random bytes to Validate", pluginhost.MethodValidate, garbage(2), &pluginv1.ValidateResponse{}, true},
+		{"a message of the wrong type to " + short(kind), kind, wrongType, kresp, false},
+		{"an unknown method", "/svidagent.plugin.v1.Plugin/NoSuchMethod", &pluginv1.DescribeRequest{}, &pluginv1.DescribeResponse{}, true},
+	}
+	for _, sd := range sends {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := inst.conn.Invoke(cctx, sd.method, sd.req, sd.resp)
+		cancel()
+		if sd.mustFail && err == nil {
+			return fail("%s was answered OK; want an error status (INVALID_ARGUMENT or UNIMPLEMENTED)", sd.what)
+		}
+		if err != nil && inst.wasm != nil && strings.Contains(status.Convert(err).Message(), "instance was discarded") {
+			return fail("%s crashed the plugin: %v", sd.what, err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := s.kindCall(cctx, p); err != nil {
+		return fail("after malformed input, a well-formed call failed: %v", err)
+	}
+	return pass()
+}
+
+// kindCall makes one well-formed call of the kind's service.
+func (s *suite) kindCall(ctx context.Context, p *pluginhost.Plugin) error {
+	switch s.t.Kind {
+	case hostapi.KindNotifier:
+		sv, err := s.creds.svid(3)
+		if err != nil {
+			return err
+		}
+		if err := p.Notifier().Notify(ctx, s.creds.event(sv, []string{"/run/svidagent/svid.pem"})); err != nil {
+			return fmt.Errorf("Notify failed: %w", err)
+		}
+	case hostapi.KindWriter:
+		set, err := s.creds.set(4)
+		if err != nil {
+			return err
+		}
+		if _, err := p.Writer().Write(ctx, set); err != nil {
+			return fmt.Errorf("Write failed: %w", err)
+		}
+	default:
+		req, _, err := s.issueRequest()
+		if err != nil {
+			return err
+		}
+		if _, err := p.Issuer().Issue(ctx, req); err != nil {
+			return fmt.Errorf("Issue failed: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+// Package conformance is the suite every svidagent plugin author runs: the
+// checks of the host API v1 contract (hostapi/ABI.md), for a WebAssembly
+// module, a go-plugin subprocess or an in-process implementation, packaged
+// two ways, as csi-sanity is:
+//
+//   - as a Go package, from a plugin's own tests:
+//
+//     func TestConformance(t *testing.T) {
+//     conformance.Run(t, conformance.Target{
+//     Kind:       hostapi.KindNotifier,
+//     Path:       "notifier-hello.wasm",
+//     ConfigJSON: []byte(`{"greeting":"hi"}`),
+//     })
+//     }
+//
+//   - as a CLI: `svidagent conformance -kind notifier -plugin
+//     notifier-hello.wasm -config config.json [-junit out.xml] [-json]`,
+//     which calls [Check] and prints each check with pass, fail or skip and
+//     its one-line reason.
+//
+// Each check is named (see [Checks]); a failure says in one line what was
+// wrong. Checks are gated on what the plugin declares in Describe: a
+// plugin is never failed for an optional capability it does not claim,
+// and a check that does not apply is skipped with "not applicable: ...".
+//
+// Every plugin: abi_exports (WASM, static, before anything runs),
+// negotiation, describe, validate_rejects_invalid, configure_idempotent,
+// close_after_failed_configure, deadline, memory_flat (WASM: 10,000 calls),
+// malformed_input. Writers: write_idempotent, write_atomic (a concurrent
+// reader hammers the files through 200 writes), write_modes,
+// write_reports_paths. Issuers: issue_chain_verifies, issue_spiffe_id,
+// issue_public_key, issue_ttl, issue_backend_down. Notifiers:
+// notify_errors, notify_no_key_material.
+//
+// The checks implement themselves once, as functions returning an
+// outcome; [Run] drives them as subtests of a testing.T and [Check]
+// collects them for the CLI.
+package conformance

@@ -1,0 +1,61 @@
+package conformance_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Plugins are built once per test binary into binDir; WASM modules compile
+// once into the shared cacheDir.
+var (
+	binDir   string
+	cacheDir string
+)
+
+// builds are the plugins the tests run: output name, package, and whether
+// it is a WASM reactor.
+var builds = []struct {
+	out, pkg string
+	wasm     bool
+}{
+	{"notifier-webhook.wasm", "../examples/notifier-webhook", true},
+	{"notifier-webhook", "../examples/notifier-webhook", false},
+	{"nomarker.wasm", "./testdata/broken/nomarker", true},
+	{"noservices.wasm", "./testdata/broken/noservices", true},
+	{"leak.wasm", "./testdata/broken/leak", true},
+	{"acceptall", "./testdata/broken/cmd/acceptall", false},
+}
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "conformance-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir, cacheDir = filepath.Join(dir, "bin"), filepath.Join(dir, "cache")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, b := range builds {
+		args := []string{"build"}
+		env := os.Environ()
+		if b.wasm {
+			args = append(args, "-buildmode=c-shared")
+			env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+		}
+		cmd := exec.Command(goBin, append(args, "-o", filepath.Join(binDir, b.out), b.pkg)...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b.out, err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }

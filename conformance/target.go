@@ -1,0 +1,282 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/gopluginhost"
+	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/sdk"
+)
+
+// Target is the plugin under test. Exactly one of Path, Impl and NewImpl
+// is set.
+type Target struct {
+	// Kind is the kind the plugin is tested as. Required.
+	Kind hostapi.Kind
+	// Path is a .wasm module (by its extension) or a go-plugin executable.
+	Path string
+	// Impl is an in-process implementation, as written for the SDK: a
+	// hostapi.Issuer, Writer or Notifier, optionally an sdk.Configurer and
+	// an io.Closer. It is served through the SDK's own dispatcher, with the
+	// same protobuf encoding as the runtimes. The one value is shared by
+	// every check; prefer NewImpl when Close makes it unusable.
+	Impl any
+	// NewImpl returns a fresh in-process implementation; the suite calls
+	// it for each plugin instance it opens.
+	NewImpl func() any
+	// Info is the in-process implementation's answer to Describe.
+	// Default: Name "inprocess", Version "0.0.0".
+	Info sdk.Info
+	// SHA256 pins Path. Default: computed from the file.
+	SHA256 string
+	// ConfigJSON is a valid config block, as JSON. Default: "{}".
+	ConfigJSON []byte
+	// InvalidConfigJSON is a config the plugin must reject in Validate
+	// and Configure. Default: an object with one unknown attribute.
+	InvalidConfigJSON []byte
+	// CacheDir is the WASM compilation cache shared by the suite's
+	// instances. Default: a temporary directory per Run (every module
+	// then compiles once per Run).
+	CacheDir string
+	// AllowHosts grants the HTTP host service for these hosts, as the
+	// plugin block's allow { hosts = [...] } does.
+	AllowHosts []string
+	// Logger receives the plugins' log lines. Default: discarded.
+	Logger *slog.Logger
+
+	// Issuers.
+
+	// SPIFFEID is the identity the suite asks for. Default:
+	// "spiffe://example.org/conformance".
+	SPIFFEID string
+	// TTL is the lifetime the suite asks for. Default: 10 minutes.
+	TTL time.Duration
+	// BackendDown takes the issuer's backend down (stops a fake server,
+	// say); the suite then expects Issue to fail with an error. Without
+	// it, issue_backend_down is not applicable. It is called once, by the
+	// last issuer check.
+	BackendDown func()
+
+	// Writers.
+
+	// OutputDir is the directory the writer's config writes to; a WASM
+	// writer gets it preopened as /out. Required for writers.
+	OutputDir string
+	// Modes are the modes the config asks for, by file name. Without
+	// them, write_modes checks that a file holding a private key is
+	// readable by its owner only.
+	Modes map[string]fs.FileMode
+
+	// Notifiers.
+
+	// FailingConfigJSON is a valid config under which Notify must fail
+	// (a URL that answers 500, a pid file that does not exist). Without
+	// it, notify_errors checks that Configure with InvalidConfigJSON
+	// answers an error.
+	FailingConfigJSON []byte
+}
+
+// runtime names how the target is run.
+type runtime string
+
+const (
+	runtimeWASM      runtime = "wasm"
+	runtimeGoPlugin  runtime = "goplugin"
+	runtimeInProcess runtime = "inprocess"
+)
+
+// suite is one run of the checks over a target, with defaults applied.
+type suite struct {
+	t        Target
+	rt       runtime
+	stateDir string // go-plugin pins; removed by close
+	tmpDirs  []string
+	info     pluginhost.Info // from the negotiation check; zero until then
+	creds    *testCreds
+}
+
+// newSuite validates t and applies its defaults.
+func newSuite(t Target) (*suite, error) {
+	switch t.Kind {
+	case hostapi.KindIssuer, hostapi.KindWriter, hostapi.KindNotifier:
+	default:
+		return nil, fmt.Errorf("configuring the conformance target: unknown kind %q; want issuer, writer or notifier", t.Kind)
+	}
+	s := &suite{t: t}
+	n := 0
+	if t.Path != "" {
+		n++
+		if strings.HasSuffix(t.Path, ".wasm") {
+			s.rt = runtimeWASM
+		} else {
+			s.rt = runtimeGoPlugin
+		}
+	}
+	if t.Impl != nil {
+		n++
+		s.rt = runtimeInProcess
+	}
+	if t.NewImpl != nil {
+		n++
+		s.rt = runtimeInProcess
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("configuring the conformance target: set exactly one of Path, Impl and NewImpl (%d set)", n)
+	}
+	if len(s.t.ConfigJSON) == 0 {
+		s.t.ConfigJSON = []byte("{}")
+	}
+	if len(s.t.InvalidConfigJSON) == 0 {
+		s.t.InvalidConfigJSON = []byte(`{"svidagent_conformance_unknown_attribute":true}`)
+	}
+	if s.t.Info.Name == "" {
+		s.t.Info.Name = "inprocess"
+	}
+	if s.t.Info.Version == "" {
+		s.t.Info.Version = "0.0.0"
+	}
+	if s.t.SPIFFEID == "" {
+		s.t.SPIFFEID = "spiffe://example.org/conformance"
+	}
+	if s.t.TTL == 0 {
+		s.t.TTL = 10 * time.Minute
+	}
+	if s.t.Logger == nil {
+		s.t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.Kind == hostapi.KindWriter && t.OutputDir == "" {
+		return nil, fmt.Errorf("configuring the conformance target: a writer needs OutputDir, the directory its config writes to")
+	}
+	if s.rt != runtimeInProcess && s.t.SHA256 == "" {
+		sum, err := wasmhost.HashFile(t.Path)
+		if err != nil {
+			return nil, fmt.Errorf("configuring the conformance target: %w", err)
+		}
+		s.t.SHA256 = sum
+	}
+	if s.rt == runtimeWASM && s.t.CacheDir == "" {
+		d, err := os.MkdirTemp("", "svidagent-conformance-cache-")
+		if err != nil {
+			return nil, fmt.Errorf("configuring the conformance target: %w", err)
+		}
+		s.tmpDirs = append(s.tmpDirs, d)
+		s.t.CacheDir = d
+	}
+	if s.rt == runtimeGoPlugin {
+		d, err := os.MkdirTemp("", "svidagent-conformance-state-")
+		if err != nil {
+			return nil, fmt.Errorf("configuring the conformance target: %w", err)
+		}
+		s.tmpDirs = append(s.tmpDirs, d)
+		s.stateDir = d
+	}
+	creds, err := newTestCreds(s.t.SPIFFEID)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the conformance target: %w", err)
+	}
+	s.creds = creds
+	return s, nil
+}
+
+func (s *suite) close() {
+	for _, d := range s.tmpDirs {
+		_ = os.RemoveAll(d)
+	}
+}
+
+// name names the target in reports.
+func (s *suite) name() string {
+	if s.t.Path != "" {
+		return filepath.Base(s.t.Path)
+	}
+	return s.t.Info.Name
+}
+
+// instance is one opened plugin instance.
+type instance struct {
+	conn pluginhost.Conn
+	wasm *wasmhost.Plugin // set for WASM targets
+}
+
+// dial opens a fresh connection to the plugin, without calling anything.
+func (s *suite) dial(ctx context.Context) (*instance, error) {
+	name := "conformance"
+	switch s.rt {
+	case runtimeWASM:
+		cfg := wasmhost.Config{Path: s.t.Path, SHA256: s.t.SHA256, Kind: s.t.Kind, Name: name,
+			Logger: s.t.Logger, CacheDir: s.t.CacheDir, AllowHosts: s.t.AllowHosts}
+		if s.t.Kind == hostapi.KindWriter {
+			cfg.WriteDir = s.t.OutputDir
+		}
+		p, err := wasmhost.Open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &instance{conn: p, wasm: p}, nil
+	case runtimeGoPlugin:
+		svc := &hostsvc.Services{Logger: hostsvc.NewLogger(s.t.Logger, name, 0)}
+		if len(s.t.AllowHosts) > 0 {
+			web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: s.t.AllowHosts})
+			if err != nil {
+				return nil, err
+			}
+			svc.HTTP = web
+		}
+		p, err := gopluginhost.Open(ctx, gopluginhost.Config{Path: s.t.Path, SHA256: s.t.SHA256, Kind: s.t.Kind,
+			Name: name, Logger: s.t.Logger, Services: svc, StateDir: s.stateDir})
+		if err != nil {
+			return nil, err
+		}
+		return &instance{conn: p}, nil
+	default:
+		impl := s.t.Impl
+		if s.t.NewImpl != nil {
+			impl = s.t.NewImpl()
+		}
+		d, err := guest.New(s.t.Info, impl, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &instance{conn: pluginhost.NewLocalConn(d)}, nil
+	}
+}
+
+// hostServices returns what Describe tells the plugin it was granted.
+func (s *suite) hostServices() []string {
+	out := []string{pluginhost.ServiceLogger}
+	if len(s.t.AllowHosts) > 0 {
+		out = append(out, pluginhost.ServiceHTTP)
+	}
+	return out
+}
+
+// settings returns the adapter's settings for config.
+func (s *suite) settings(config []byte) pluginhost.Settings {
+	return pluginhost.Settings{Kind: s.t.Kind, Name: "conformance", ConfigJSON: config, Logger: s.t.Logger,
+		HostVersion: "conformance", HostServices: s.hostServices(), BreakerThreshold: 1 << 30}
+}
+
+// open dials the plugin and opens it with config: Describe, negotiation,
+// Validate and Configure. The caller closes the returned plugin.
+func (s *suite) open(ctx context.Context, config []byte) (*pluginhost.Plugin, *instance, error) {
+	inst, err := s.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := pluginhost.Open(ctx, inst.conn, s.settings(config))
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, inst, nil
+}
