@@ -68,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args, stdout, stderr)
 	case "plugin":
 		return pluginCmd(args, stdout, stderr)
+	case "conformance":
+		return conformanceCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
