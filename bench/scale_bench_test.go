@@ -27,8 +27,8 @@ type deliveryCounter struct {
 }
 
 func (d *deliveryCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (d *deliveryCounter) WithAttrs([]slog.Attr) slog.Handler        { return d }
-func (d *deliveryCounter) WithGroup(string) slog.Handler             { return d }
+func (d *deliveryCounter) WithAttrs([]slog.Attr) slog.Handler       { return d }
+func (d *deliveryCounter) WithGroup(string) slog.Handler            { return d }
 func (d *deliveryCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "credentials delivered" {
 		return nil
