@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/metrics"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/registry"
 
@@ -61,6 +62,9 @@ type Agent struct {
 	issueTimeout time.Duration
 	writeTimeout time.Duration
 	wedgeAfter   time.Duration
+	version      string           // WithVersion
+	metrics      *metrics.Metrics // the agent's own registry (status.go)
+	externals    externalMeta     // runtime, sha256 and restarts of external plugins (status.go)
 
 	loops   loops
 	mu      sync.Mutex
@@ -82,6 +86,7 @@ func New(cfg *Config, opts ...Option) *Agent {
 	for _, o := range opts {
 		o(a)
 	}
+	a.metrics = metrics.New(a.version)
 	return a
 }
 
@@ -204,7 +209,7 @@ func (a *Agent) buildRunner(ctx context.Context, s config.SVID) (*svidRunner, er
 			timeout = config.DefaultNotifyTimeout
 		}
 		r.notifiers = append(r.notifiers, &notifierRunner{
-			name: n.Name, notifier: nt, on: on, timeout: timeout, a: a,
+			name: n.Name, svid: s.Name, notifier: nt, on: on, timeout: timeout, a: a,
 			log:  log.With("component", "notifier", "plugin", n.Name),
 			wake: make(chan struct{}, 1),
 		})
@@ -327,6 +332,5 @@ func (a *Agent) startRunner(ctx context.Context, r *svidRunner) {
 	}
 }
 
-// metricsErr counts an error at stage. Metrics arrive with the operability
-// work; until then it is a seam.
-func (a *Agent) metricsErr(stage string) {}
+// metricsErr counts an error of the svid block at stage (metrics.Stage*).
+func (a *Agent) metricsErr(svid, stage string) { a.metrics.Error(svid, stage) }

@@ -50,6 +50,8 @@ func openWASM(ctx context.Context, e *config.External, env runtimeEnv) (conn, er
 		},
 		AllowHosts: e.AllowHosts,
 		WriteDir:   e.WriteDir,
+		Metrics:    env.a.metrics,
+		OnRestart:  env.a.pluginRestarted(e.Name, e.Runtime),
 	})
 }
 
@@ -82,6 +84,7 @@ func (a *Agent) openExternal(ctx context.Context, kind hostapi.Kind, e *config.E
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
+		c = a.instrument(e, c)
 		var callTimeout time.Duration
 		if e.Runtime == config.RuntimeCommand { // the WASM runtime enforces its own
 			callTimeout = e.Limits.Timeout

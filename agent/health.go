@@ -17,6 +17,15 @@ type Status struct {
 	// Problems explains why Live or Ready is false.
 	Problems []string     `json:"problems,omitempty"`
 	SVIDs    []SVIDStatus `json:"svids"`
+
+	// Version is the agent's version (WithVersion).
+	Version string `json:"version,omitempty"`
+	// Identities are the SPIFFE IDs last delivered, across svid blocks.
+	Identities []IdentityStatus `json:"identities"`
+	// LastRotation is the latest delivery of any svid block.
+	LastRotation *time.Time `json:"last_rotation,omitempty"`
+	// Plugins are the configured plugins, built-in and external.
+	Plugins []PluginStatus `json:"plugins"`
 }
 
 // SVIDStatus is the state of one svid block.
@@ -117,11 +126,14 @@ func (a *Agent) Status() Status {
 		}
 		st.SVIDs = append(st.SVIDs, ss)
 	}
+	a.extendStatus(&st, now, runners)
 	return st
 }
 
 // HealthHandler serves liveness and readiness at the configured paths:
-// 200 or 503, with the Status as a JSON body.
+// 200 or 503, with the Status as a JSON body; /status, the Status always
+// with 200 (`svidagent status` reads it); and /metrics, the agent's
+// Prometheus metrics (docs/METRICS.md).
 func (a *Agent) HealthHandler() http.Handler {
 	live, ready := a.cfg.Health.LivenessPath, a.cfg.Health.ReadinessPath
 	if live == "" {
@@ -145,5 +157,7 @@ func (a *Agent) HealthHandler() http.Handler {
 	}
 	mux.Handle("GET "+live, serve(func(s Status) bool { return s.Live }))
 	mux.Handle("GET "+ready, serve(func(s Status) bool { return s.Ready }))
+	mux.Handle("GET /status", serve(func(Status) bool { return true }))
+	mux.Handle("GET /metrics", a.metrics.Handler())
 	return mux
 }

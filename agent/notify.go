@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/metrics"
 )
 
 // notifierRunner delivers rotation events to one notifier from its own
@@ -15,6 +16,7 @@ import (
 // latest, keeping the union of their reasons: the last one always arrives.
 type notifierRunner struct {
 	name     string
+	svid     string // the svid block's name, for metrics
 	notifier hostapi.Notifier
 	on       hostapi.Changes
 	timeout  time.Duration
@@ -74,12 +76,13 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 		err := n.notifier.Notify(nctx, ev)
 		cancel()
 		l.idle()
+		n.a.metrics.NotifyDuration(n.svid, n.name, time.Since(start))
 		n.mu.Lock()
 		n.lastErr, n.lastCall = err, start
 		n.calls++
 		n.mu.Unlock()
 		if err != nil {
-			n.a.metricsErr("notify")
+			n.a.metricsErr(n.svid, metrics.StageNotify)
 			n.log.Error("notifying failed; it will be tried again at the next rotation", "error", err, "duration", time.Since(start))
 		} else {
 			n.log.Debug("notified", "reason", ev.Reason.String(), "initial", ev.Initial, "duration", time.Since(start))

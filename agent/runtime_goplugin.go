@@ -24,7 +24,7 @@ func (c commandConn) HostServices() []string { return c.services }
 // directory. It gets the Logger host service always, and HTTP when it is
 // a notifier with allow { hosts }.
 func openCommand(ctx context.Context, e *config.External, env runtimeEnv) (conn, error) {
-	svc := &hostsvc.Services{Logger: hostsvc.NewLogger(env.a.log, e.Name, 0)}
+	svc := &hostsvc.Services{Logger: hostsvc.NewLogger(env.a.log, e.Name, 0), Metrics: hostsvc.NewMetrics(env.a.metrics, e.Name)}
 	if e.Kind == hostapi.KindNotifier && len(e.AllowHosts) > 0 {
 		web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: e.AllowHosts, MaxBodyBytes: int64(e.Limits.MaxReplyBytes)})
 		if err != nil {
@@ -42,6 +42,7 @@ func openCommand(ctx context.Context, e *config.External, env runtimeEnv) (conn,
 		StartTimeout:         e.StartTimeout,
 		Services:             svc,
 		StateDir:             filepath.Clean(env.stateDir),
+		OnRestart:            env.a.pluginRestarted(e.Name, e.Runtime),
 	})
 	if err != nil {
 		return nil, err

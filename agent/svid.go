@@ -12,6 +12,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/metrics"
 )
 
 // output is one writer of an svid block and what it last delivered.
@@ -50,6 +51,8 @@ type svidRunner struct {
 	issuerErr error
 	lastErr   error // selection or verification failure of the latest snapshot
 	lastRot   time.Time
+	lastX509  []hostapi.X509Identity // what the last delivery carried, for status
+	lastJWT   []hostapi.JWTIdentity
 }
 
 func (r *svidRunner) signal() {
@@ -106,6 +109,9 @@ func (r *svidRunner) update(c *hostapi.Credentials) {
 		}
 		r.cur.JWTBundles = c.JWTBundles
 	}
+	if r.issuerErr != nil {
+		r.a.metrics.IssuerFailing(r.cfg.Name, false)
+	}
 	r.issuerErr = nil
 	if ch != 0 {
 		r.pending |= ch
@@ -117,7 +123,8 @@ func (r *svidRunner) update(c *hostapi.Credentials) {
 // credentials stay in place.
 func (r *svidRunner) reportIssuerErr(err error) {
 	r.log.Warn("issuer failed; keeping the last good credentials", "error", err)
-	r.a.metricsErr("issue")
+	r.a.metricsErr(r.cfg.Name, metrics.StageIssue)
+	r.a.metrics.IssuerFailing(r.cfg.Name, true)
 	r.mu.Lock()
 	r.issuerErr = err
 	r.mu.Unlock()
@@ -214,7 +221,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		}
 		if err != nil {
 			r.log.Error("refusing to deliver credentials", "error", err)
-			r.a.metricsErr("verify")
+			r.a.metricsErr(r.cfg.Name, metrics.StageVerify)
 			r.mu.Lock()
 			r.lastErr = err
 			r.mu.Unlock()
@@ -246,7 +253,9 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			// stopping, so that shutdown never interrupts a delivery.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.a.writeTimeout)
 			defer cancel()
+			wstart := time.Now()
 			res, err := o.writer.Write(wctx, &oset)
+			r.a.metrics.WriteDuration(r.cfg.Name, o.name, time.Since(wstart))
 			if err == nil && res == nil {
 				res = &hostapi.WriteResult{}
 			}
@@ -270,7 +279,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			o.lastErr = err
 			r.log.Error("writing credentials failed; the previous files are intact and the write will be retried",
 				"writer", o.name, "error", err)
-			r.a.metricsErr("write")
+			r.a.metricsErr(r.cfg.Name, metrics.StageWrite)
 			continue
 		}
 		ok++
@@ -284,11 +293,14 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	if ok > 0 {
 		r.delivered = true
 		r.lastRot = now
+		r.lastX509, r.lastJWT = x509IDs, jwtIDs
 	}
 	r.mu.Unlock()
 	if ok == 0 {
 		return failed
 	}
+	r.a.metrics.Rotation(r.cfg.Name)
+	r.a.metrics.SVIDExpiry(r.cfg.Name, x509Expiries(x509IDs), jwtExpiries(jwtIDs))
 	r.log.Info("credentials delivered", "changed", ch.String(), "spiffe_id", spiffeID, "serial", serial,
 		"not_after", notAfter, "writers", ok, "duration", writeDur)
 
@@ -342,7 +354,9 @@ func (r *svidRunner) watchSource(ctx context.Context, w hostapi.Watcher, req *ho
 			err = errors.New("watch ended unexpectedly")
 		}
 		r.reportIssuerErr(fmt.Errorf("watching issuer %q: %w", r.cfg.Issuer, err))
-		sleepCtx(ctx, bo.next())
+		wait := bo.next()
+		r.a.metrics.IssuerBackoff(r.cfg.Name, true, wait)
+		sleepCtx(ctx, wait)
 	}
 }
 
@@ -362,6 +376,7 @@ func (r *svidRunner) pull(ctx context.Context, l *loop, issue func(context.Conte
 		if err != nil {
 			r.reportIssuerErr(err)
 			wait = bo.next()
+			r.a.metrics.IssuerBackoff(r.cfg.Name, true, wait)
 		} else {
 			bo.reset()
 			r.update(creds)

@@ -84,6 +84,10 @@ type Config struct {
 	// BreakerCooldown is how long the open breaker fails calls fast before
 	// one start is tried again. Default: [DefaultBreakerCooldown].
 	BreakerCooldown time.Duration
+	// OnRestart is called each time the process is started again after
+	// it died or failed to start (not for the first start). It must not
+	// block. Default: nothing.
+	OnRestart func()
 }
 
 func (c *Config) validate() error {
@@ -395,6 +399,9 @@ func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 		p.teardown(dead)
 	}
 
+	if p.cfg.OnRestart != nil {
+		p.cfg.OnRestart()
+	}
 	inst, err := p.start(describe, configure, false)
 
 	p.mu.Lock()
@@ -527,6 +534,9 @@ func (p *Plugin) hostServer(opts []grpc.ServerOption) *grpc.Server {
 		hostv1.RegisterHTTPServer(s, p.cfg.Services.HTTP)
 	} else {
 		hostv1.RegisterHTTPServer(s, deniedHTTP{svc: p.cfg.Services})
+	}
+	if p.cfg.Services.Metrics != nil {
+		hostv1.RegisterMetricsServer(s, p.cfg.Services.Metrics)
 	}
 	return s
 }

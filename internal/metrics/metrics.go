@@ -63,6 +63,7 @@ type Metrics struct {
 	configReloads  *prometheus.CounterVec
 	buildInfo      *prometheus.GaugeVec
 	plugins        *pluginCounters
+	version        string
 }
 
 // New returns the metrics of one agent on a fresh registry, with the build
@@ -134,12 +135,16 @@ func New(version string) *Metrics {
 			version = bi.Main.Version
 		}
 	}
+	m.version = version
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, r := range []string{ReloadOK, ReloadInvalid, ReloadFailed} {
 		m.configReloads.WithLabelValues(r) // present at 0 from the start
 	}
 	return m
 }
+
+// Version is the version of the build info metric.
+func (m *Metrics) Version() string { return m.version }
 
 // Registry returns the agent's registry, for embedders that serve or
 // gather it themselves.

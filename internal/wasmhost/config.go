@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/internal/hostsvc"
 )
 
 // Host ceilings and defaults (hostapi/ABI.md §7). A plugin's limits may
@@ -84,6 +85,13 @@ type Config struct {
 	// 3/4 of the memory limit, so that Go guests collect garbage before
 	// they hit it.
 	Env map[string]string
+	// Metrics grants the Metrics host service: the plugin's counters are
+	// added to it, namespaced by Name. Nil: not granted.
+	Metrics hostsvc.CounterSink
+	// OnRestart is called, under the plugin's lock, each time a fresh
+	// instance replaces a discarded one (not for the first instance).
+	// It must not block. Default: nothing.
+	OnRestart func()
 }
 
 // resolved is a Config with defaults applied and ceilings checked.

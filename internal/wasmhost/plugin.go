@@ -143,6 +143,9 @@ func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
 		}
 		p.svc.HTTP = web
 	}
+	if r.Metrics != nil {
+		p.svc.Metrics = hostsvc.NewMetrics(r.Metrics, r.Name)
+	}
 
 	rc := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(true).
@@ -249,6 +252,9 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 		return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
 	}
 	if p.inst == nil {
+		if p.describe != nil && p.cfg.OnRestart != nil { // an instance was discarded
+			p.cfg.OnRestart()
+		}
 		if err := p.startLocked(ctx); err != nil {
 			return err
 		}
