@@ -1,22 +1,21 @@
 // Package conformance is the suite every svidagent plugin author runs: the
 // checks of the host API v1 contract (hostapi/ABI.md), for a WebAssembly
-// module, a go-plugin subprocess or an in-process implementation, packaged
-// two ways, as csi-sanity is:
+// module, a go-plugin subprocess or an in-process implementation. It is
+// packaged two ways, as csi-sanity is. As a Go package, from a plugin's
+// own tests:
 //
-//   - as a Go package, from a plugin's own tests:
+//	func TestConformance(t *testing.T) {
+//		conformance.Run(t, conformance.Target{
+//			Kind:       hostapi.KindNotifier,
+//			Path:       "notifier-hello.wasm",
+//			ConfigJSON: []byte(`{"greeting":"hi"}`),
+//		})
+//	}
 //
-//     func TestConformance(t *testing.T) {
-//     conformance.Run(t, conformance.Target{
-//     Kind:       hostapi.KindNotifier,
-//     Path:       "notifier-hello.wasm",
-//     ConfigJSON: []byte(`{"greeting":"hi"}`),
-//     })
-//     }
-//
-//   - as a CLI: `svidagent conformance -kind notifier -plugin
-//     notifier-hello.wasm -config config.json [-junit out.xml] [-json]`,
-//     which calls [Check] and prints each check with pass, fail or skip and
-//     its one-line reason.
+// As a CLI, `svidagent conformance -kind notifier -plugin
+// notifier-hello.wasm -config config.json [-junit out.xml] [-json]`, which
+// calls [Check] and prints each check with pass, fail or skip and its
+// one-line reason.
 //
 // Each check is named (see [Checks]); a failure says in one line what was
 // wrong. Checks are gated on what the plugin declares in Describe: a
