@@ -57,6 +57,16 @@ type issuer struct {
 	done chan struct{}
 
 	renewals [3]atomic.Int64 // success, failure, not_renewable
+	// export is the host's counter service, from Start's context; nil
+	// when the host offers none. Guarded by lcMu for writing; read by the
+	// loop it starts, which Stop waits for.
+	export counterHost
+}
+
+// counterHost is the agent's svidagent.host.v1.Metrics/Counter as the SDK's
+// host offers it to plugin code.
+type counterHost interface {
+	Counter(ctx context.Context, name, help string, labels map[string]string, delta float64) error
 }
 
 var (
@@ -128,6 +138,15 @@ func (v *issuer) Renewals(result string) int64 {
 }
 
 func (v *issuer) count(result string) {
+	if v.export != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := v.export.Counter(ctx, "vault_token_renewals_total", "Vault token renewals by result.",
+			map[string]string{"result": result}, 1)
+		cancel()
+		if err != nil {
+			v.log.Debug("exporting the renewal counter", "error", err)
+		}
+	}
 	switch result {
 	case resultSuccess:
 		v.renewals[0].Add(1)
@@ -152,6 +171,7 @@ func (v *issuer) Start(ctx context.Context) error {
 	if client == nil {
 		return errors.New("starting the vault token renewal: the plugin is not configured")
 	}
+	v.export, _ = sdk.HostFromContext(ctx).(counterHost)
 	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	sec, err := client.Auth().Token().LookupSelfWithContext(lctx)
 	cancel()

@@ -556,3 +556,50 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// recordingHost is a host with the agent's counter service.
+type recordingHost struct {
+	mu     sync.Mutex
+	counts map[string]float64
+}
+
+func (h *recordingHost) Log(slog.Level, string, ...any) {}
+func (h *recordingHost) HTTP(context.Context, *sdk.HTTPRequest) (*sdk.HTTPResponse, error) {
+	return nil, sdk.ErrNotAllowed
+}
+
+func (h *recordingHost) Counter(_ context.Context, name, _ string, labels map[string]string, delta float64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.counts[name+"{result="+labels["result"]+"}"] += delta
+	return nil
+}
+
+func TestRenewalCounterExported(t *testing.T) {
+	f := newFixture(t, vaulttest.Token{TTL: time.Hour, Renewable: true})
+	h := &recordingHost{counts: map[string]float64{}}
+	if err := f.iss.Start(sdk.WithHost(context.Background(), h)); err != nil {
+		t.Fatal(err)
+	}
+	w := f.clk.next(t)
+	w.fire <- time.Now()
+	w = f.clk.next(t)
+	f.srv.Seal(true)
+	w.fire <- time.Now()
+	w = f.clk.next(t)
+	f.srv.Seal(false)
+	f.srv.DemoteOnNextRenewal(tokenID)
+	done := f.loopDone()
+	w.fire <- time.Now()
+	waitDone(t, done)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := map[string]float64{
+		"vault_token_renewals_total{result=success}":       1,
+		"vault_token_renewals_total{result=failure}":       1,
+		"vault_token_renewals_total{result=not_renewable}": 1,
+	}
+	if fmt.Sprint(h.counts) != fmt.Sprint(want) {
+		t.Errorf("exported %v, want %v", h.counts, want)
+	}
+}

@@ -18,6 +18,7 @@ import (
 const (
 	MethodLog         = "/svidagent.host.v1.Logger/Log"
 	MethodHTTPRequest = "/svidagent.host.v1.HTTP/Request"
+	MethodCounter     = "/svidagent.host.v1.Metrics/Counter"
 )
 
 // hostImpl is the sdk.Host plugin code gets, over a HostCaller.
@@ -112,3 +113,19 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 
 // trimMethod returns method without its leading "/".
 func trimMethod(method string) string { return strings.TrimPrefix(method, "/") }
+
+// Counter adds delta to the plugin's counter name with labels, through
+// svidagent.host.v1.Metrics/Counter; the agent exports it as
+// svidagent_plugin_<plugin>_<name>. It is not (yet) part of sdk.Host:
+// plugin code reaches it by asserting the host from the context to
+// interface{ Counter(context.Context, string, string, map[string]string, float64) error }.
+func (h hostImpl) Counter(ctx context.Context, name, help string, labels map[string]string, delta float64) error {
+	b, err := proto.Marshal(&hostv1.AddCounter{Name: name, Help: help, Labels: labels, Delta: delta})
+	if err != nil {
+		return fmt.Errorf("encoding the counter: %w", err)
+	}
+	if code, msg, _ := h.call(ctx, MethodCounter, b); code != 0 {
+		return sdk.Error(sdk.Code(code), "adding to counter "+name+" through the host: "+msg)
+	}
+	return nil
+}

@@ -10,10 +10,12 @@ import (
 	"testing"
 
 	"github.com/svidagent/svidagent/hostapi"
+	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	"github.com/svidagent/svidagent/internal/guest"
 	"github.com/svidagent/svidagent/sdk"
+	"google.golang.org/protobuf/proto"
 )
 
 // lifecycleNotifier is a notifier with a background goroutine per Start. It
@@ -254,5 +256,59 @@ func TestLifecycleHammer(t *testing.T) {
 	call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
 	if s, p := l.starts.Load(), l.stops.Load(); s != 201 || p != 201 {
 		t.Errorf("starts %d, stops %d; want 201 each", s, p)
+	}
+}
+
+// counterHost is the host's Counter as plugin code reaches it.
+type counterHost interface {
+	Counter(ctx context.Context, name, help string, labels map[string]string, delta float64) error
+}
+
+// counterPlugin adds to a counter from its background work's context.
+type counterPlugin struct{ noConfigLifecycle }
+
+func (c *counterPlugin) Start(ctx context.Context) error {
+	h, ok := sdk.HostFromContext(ctx).(counterHost)
+	if !ok {
+		return errors.New("the host has no Counter")
+	}
+	return h.Counter(ctx, "renewals_total", "Token renewals.", map[string]string{"result": "success"}, 1)
+}
+
+func TestHostCounter(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	host := func(_ context.Context, method string, req []byte) (uint32, string, []byte) {
+		var c hostv1.AddCounter
+		if err := proto.Unmarshal(req, &c); err != nil {
+			return 3, err.Error(), nil
+		}
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s %q %v %g", method, c.GetName(), c.GetHelp(), c.GetLabels(), c.GetDelta()))
+		mu.Unlock()
+		if c.GetDelta() < 0 {
+			return 3, "negative delta", nil
+		}
+		return 0, "", nil
+	}
+	d, err := guest.New(sdk.Info{Name: "lc"}, &counterPlugin{}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configure(t, d, `{}`)
+	call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
+	want := `/svidagent.host.v1.Metrics/Counter renewals_total "Token renewals." map[result:success] 1`
+	if len(seen) != 1 || seen[0] != want {
+		t.Errorf("host calls %q, want [%q]", seen, want)
+	}
+	// A refused counter is an error with the host's code.
+	d2, _ := guest.New(sdk.Info{Name: "lc"}, &counterPlugin{}, func(context.Context, string, []byte) (uint32, string, []byte) {
+		return 8, "too many series", nil
+	})
+	code, msg := call(t, d2, guest.MethodConfigure, &pluginv1.ConfigureRequest{}, nil)
+	if code == 0 || !strings.Contains(msg, "too many series") {
+		t.Errorf("Configure = %d %q, want the host's refusal", code, msg)
 	}
 }
