@@ -1,3 +1,9 @@
+//go:build !svidagent_nogoplugin
+
+// The go-plugin runtime (command plugins). Build with the tag
+// svidagent_nogoplugin to leave it, hashicorp/go-plugin and its
+// dependencies out of the binary; runtime_nogoplugin.go then answers.
+
 package agent
 
 import (

@@ -19,8 +19,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/gopluginhost"
-	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/wasmhost"
 )
@@ -151,10 +149,7 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
 		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
 	} else {
-		var info gopluginhost.Info
-		info, ierr = gopluginhost.Inspect(ctx, path)
-		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
-		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
+		ierr = inspectCommand(ctx, path, &in)
 	}
 	if in.SHA256 == "" {
 		in.SHA256, _ = hashFile(path)
@@ -235,32 +230,7 @@ func openForValidate(ctx context.Context, cfg *config.Config, e *config.External
 			Limits: wasmhost.Limits{MemoryBytes: e.Limits.MemoryBytes, CallTimeout: e.Limits.Timeout, MaxReplyBytes: e.Limits.MaxReplyBytes},
 		})
 	case config.RuntimeCommand:
-		dir, err := os.MkdirTemp("", "svidagent-validate-")
-		if err != nil {
-			return nil, err
-		}
-		p, err := gopluginhost.Open(ctx, gopluginhost.Config{
-			Path: e.Path, SHA256: e.SHA256, InsecureSkipChecksum: e.InsecureSkipChecksum,
-			Kind: e.Kind, Name: e.Name, Logger: log, StartTimeout: e.StartTimeout, StateDir: dir,
-			Services: &hostsvc.Services{Logger: hostsvc.NewLogger(log, e.Name, 0)},
-		})
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		return &tempDirConn{Conn: p, dir: dir}, nil
+		return openCommandForValidate(ctx, e, log)
 	}
 	return nil, fmt.Errorf("unknown runtime %q", e.Runtime)
-}
-
-// tempDirConn removes the pin directory when closed.
-type tempDirConn struct {
-	pluginhost.Conn
-	dir string
-}
-
-func (c *tempDirConn) Close() error {
-	err := c.Conn.Close()
-	os.RemoveAll(c.dir)
-	return err
 }

@@ -1,0 +1,23 @@
+//go:build svidagent_nogoplugin
+
+// This build leaves out the go-plugin runtime (docs/EDGE.md): plugin
+// inspect and validate refuse command plugins with an error that says so.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/pluginhost"
+)
+
+var errNoGoPlugin = errors.New("this svidagent was built without the go-plugin runtime (tag svidagent_nogoplugin); use a wasm plugin or a full build")
+
+func inspectCommand(context.Context, string, *inspection) error { return errNoGoPlugin }
+
+func openCommandForValidate(context.Context, *config.External, *slog.Logger) (pluginhost.Conn, error) {
+	return nil, errNoGoPlugin
+}
