@@ -675,9 +675,9 @@ func (a *Agent) watchLoop(ctx context.Context, l *loop, w *fsnotify.Watcher) {
 	}
 }
 
-// metricsReload counts a reload by result. A seam until internal/metrics
-// is wired into the agent.
-func (a *Agent) metricsReload(result string) {}
+// metricsReload counts a reload by result
+// (svidagent_config_reloads_total{result}).
+func (a *Agent) metricsReload(result string) { a.metrics.ConfigReload(result) }
 
 // metricsForgetSVID drops the series of an svid block removed by a reload.
-func (a *Agent) metricsForgetSVID(name string) {}
+func (a *Agent) metricsForgetSVID(name string) { a.metrics.ForgetSVID(name) }

@@ -52,9 +52,12 @@ type lcInstance struct{ spec *lcWriter }
 func (l *lcInstance) Write(ctx context.Context, set *hostapi.CredentialSet) (*hostapi.WriteResult, error) {
 	return l.spec.w.Write(ctx, set)
 }
-func (l *lcInstance) Start(context.Context) error { l.spec.journal.add("start " + l.spec.name); return nil }
-func (l *lcInstance) Stop()                        { l.spec.journal.add("stop " + l.spec.name) }
-func (l *lcInstance) Close() error                 { l.spec.journal.add("close " + l.spec.name); return nil }
+func (l *lcInstance) Start(context.Context) error {
+	l.spec.journal.add("start " + l.spec.name)
+	return nil
+}
+func (l *lcInstance) Stop()        { l.spec.journal.add("stop " + l.spec.name) }
+func (l *lcInstance) Close() error { l.spec.journal.add("close " + l.spec.name); return nil }
 
 func init() {
 	registry.Register(registry.Module{ID: "writer.fake-lc", NewConfig: func() any { return nil },

@@ -47,6 +47,7 @@ const usage = `Usage:
   svidagent validate [-config FILE]
   svidagent plugin hash FILE
   svidagent plugin inspect [-json] FILE
+  svidagent status   [-addr 127.0.0.1:8081] [-json]
   svidagent version
   svidagent [-config FILE] [-daemon-mode=BOOL]   (spiffe-helper compatible)
 
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return pluginCmd(args, stdout, stderr)
 	case "conformance":
 		return conformanceCmd(args, stdout, stderr)
+	case "status":
+		return statusCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -212,7 +215,30 @@ func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Info("starting", "version", versionString(), "config", path, "format", string(cfg.Format), "daemon_mode", cfg.DaemonMode)
-	if err := agent.New(cfg, agent.WithLogger(log)).Run(ctx); err != nil {
+	a := agent.New(cfg, agent.WithLogger(log), agent.WithVersion(strings.TrimPrefix(versionString(), "svidagent ")), agent.WithConfigPath(path))
+	if cfg.DaemonMode {
+		// SIGHUP reloads the configuration (as the file watcher does).
+		// In one-shot mode there is nothing to reload and SIGHUP keeps
+		// its default action.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		hctx, hcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { signal.Stop(hup); hcancel(); <-done }()
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-hup:
+					log.Info("SIGHUP received; reloading the configuration", "component", "reload", "config", path)
+					_ = a.Reload(ctx) // Reload logs its outcome
+				}
+			}
+		}()
+	}
+	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", "error", err)
 		return exitRuntime
 	}
