@@ -381,3 +381,54 @@ svid "api" {
 		t.Fatalf("the exec child %d is gone after the reload: %v", pid, err)
 	}
 }
+
+// TestReloadHammer reloads from several goroutines while status is read,
+// under -race: reloads serialize, and every one succeeds.
+func TestReloadHammer(t *testing.T) {
+	ca := newTestCA(t, "example.org")
+	iss := &pullIssuer{t: t, ca: ca, ttl: time.Hour}
+	j := &journal{}
+	// Distinct names: comparing the two configs stops there, before the
+	// live recWriter inside.
+	w1 := &lcWriter{name: "1", journal: j, w: newRecWriter()}
+	w2 := &lcWriter{name: "2", journal: j, w: newRecWriter()}
+	mk := func(w *lcWriter) *config.Config {
+		return &config.Config{DaemonMode: true, Issuers: []config.Plugin{plugin("fake-pull", iss)},
+			SVIDs: []config.SVID{{Name: "web", Issuer: "fake-pull", SPIFFEID: webID.String(), X509: true,
+				Writers: []config.Plugin{lcPlugin(w)}}}}
+	}
+	cfgs := []*config.Config{mk(w1), mk(w2)}
+	rl := startReloadable(t, cfgs[0])
+	rl.waitReady(t, 200)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				rl.mu.Lock()
+				rl.next = cfgs[(g+i)%2]
+				rl.mu.Unlock()
+				if err := rl.a.Reload(context.Background()); err != nil {
+					errs <- err
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				_ = rl.a.Status()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := rl.a.ReloadStatus(); st.Reloads != 40 {
+		t.Errorf("Reloads = %d, want 40", st.Reloads)
+	}
+	rl.waitReady(t, 200)
+}
