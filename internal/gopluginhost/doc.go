@@ -35,6 +35,12 @@
 // re-verifies the copy, and re-pins from Config.Path against the same
 // sha256 if the copy is gone or altered.
 //
+// The unix sockets (the plugin's, and the host's for the broker) go in a
+// plugin-dir* directory under <StateDir>/run (0700), not $TMPDIR, so that
+// the agent runs with a read-only root and only its state directory
+// writable; $TMPDIR is used only when that path is too long for a socket
+// address.
+//
 // # Lifecycle
 //
 // The plugin runs in its own process group. On Linux it also gets

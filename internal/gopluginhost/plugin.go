@@ -463,6 +463,8 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 			inst.run = r
 			return r, err
 		},
+		// The plugin's socket goes under the state directory, not $TMPDIR.
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketBase(p.cfg.StateDir)},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
