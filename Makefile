@@ -14,7 +14,7 @@ PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle
 FUZZTIME ?= 2m
 
-.PHONY: help build run test test-unit test-faults spire check bench clean generate fuzz fuzz-short
+.PHONY: help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,8 +28,12 @@ run: build ## run the agent with the sample agent.hcl (dev issuer, writes ./out/
 spire: ## build (or reuse from the cache) spire-server and spire-agent $(SPIRE_VERSION)
 	@scripts/build-spire.sh >/dev/null
 
-test: spire ## unit and integration tests (real SPIRE) with -race
-	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 30m ./...
+stepca: ## build (or reuse from the cache) step-ca v0.28.4 for the issuer-stepca test
+	@scripts/build-stepca.sh >/dev/null
+
+test: spire stepca ## unit and integration tests (real SPIRE, real step-ca) with -race
+	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" STEPCA_BIN_DIR="$$(scripts/build-stepca.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 40m ./...
+	cd examples/issuer-vaultpki && $(GO) test -race -count=1 ./...
 	cd examples/kubernetes && $(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
@@ -51,6 +55,7 @@ check: ## gofmt, vet, staticcheck, linux/arm64 cross-build
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd examples/kubernetes && $(GO) vet ./...
+	cd examples/issuer-vaultpki && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/svidagent
 
