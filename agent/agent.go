@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -66,10 +65,19 @@ type Agent struct {
 	metrics      *metrics.Metrics // the agent's own registry (status.go)
 	externals    externalMeta     // runtime, sha256 and restarts of external plugins (status.go)
 
-	loops   loops
+	// Reload; see reload.go.
+	configPath     string
+	reloadFn       func() (*Config, error)
+	reloadDebounce time.Duration
+	reloadMu       sync.Mutex // serializes Reload
+
+	loops   loops // the agent's own goroutines (the config watcher)
 	mu      sync.Mutex
 	runners []*svidRunner
 	built   *plugins
+	runCtx  context.Context // set while Run runs; nil otherwise
+	health  *healthServer
+	reload  ReloadStatus
 }
 
 // New returns an agent for cfg. Nothing starts until Run or Fetch.
@@ -82,6 +90,8 @@ func New(cfg *Config, opts ...Option) *Agent {
 		issueTimeout: 30 * time.Second,
 		writeTimeout: 30 * time.Second,
 		wedgeAfter:   2 * time.Minute,
+
+		reloadDebounce: 250 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(a)
@@ -92,20 +102,46 @@ func New(cfg *Config, opts ...Option) *Agent {
 
 // plugins are the instances built from the config.
 type plugins struct {
+	cfg       *Config
 	issuers   map[string]hostapi.Issuer
 	externals map[string]*pluginhost.Plugin // by plugin block name, shared
 	all       []any                         // every instance, in build order, for Start and Close
+
+	// For reload: what each instance was built from, so that the next
+	// build can keep it when that is unchanged.
+	builtins map[string]builtin  // by instanceKey
+	extState map[string]extState // by plugin block name
+	fresh    []any               // instances this build created (not kept from the previous one)
+	kept     map[string]bool     // instanceKeys and "plugin/<name>" kept from the previous build
+	problems []error             // kept instances whose file no longer matches (reload.go)
+}
+
+func newPlugins(cfg *Config) *plugins {
+	return &plugins{
+		cfg: cfg, issuers: map[string]hostapi.Issuer{}, externals: map[string]*pluginhost.Plugin{},
+		builtins: map[string]builtin{}, extState: map[string]extState{}, kept: map[string]bool{},
+	}
 }
 
 // buildPlugin builds a built-in from the registry, or opens the external
-// plugin p refers to; both meet at the hostapi interfaces.
-func (a *Agent) buildPlugin(ctx context.Context, kind hostapi.Kind, p config.Plugin) (any, error) {
+// plugin p refers to; both meet at the hostapi interfaces. With prev (a
+// reload), an instance whose config is unchanged is kept rather than
+// built again; key names the instance across builds.
+func (a *Agent) buildPlugin(ctx context.Context, b, prev *plugins, kind hostapi.Kind, key string, p config.Plugin) (any, error) {
 	if p.External != nil {
-		inst, err := a.openExternal(ctx, kind, p.External)
+		inst, err := a.openExternal(ctx, b, prev, kind, p.External)
 		if err != nil {
 			return nil, fmt.Errorf("building %s %q: %w", kind, p.Name, err)
 		}
 		return inst, nil
+	}
+	if prev != nil {
+		if old, ok := prev.builtins[key]; ok && old.sameAs(p) {
+			b.builtins[key] = old
+			b.kept[key] = true
+			b.all = append(b.all, old.inst)
+			return old.inst, nil
+		}
 	}
 	m, ok := registry.Lookup(kind, p.Type)
 	if !ok {
@@ -118,50 +154,61 @@ func (a *Agent) buildPlugin(ctx context.Context, kind hostapi.Kind, p config.Plu
 	if err != nil {
 		return nil, fmt.Errorf("building %s %q: %w", kind, p.Name, err)
 	}
+	b.builtins[key] = builtin{typ: p.Type, cfg: p.Config, inst: inst}
+	b.fresh = append(b.fresh, inst)
+	b.all = append(b.all, inst)
 	return inst, nil
 }
 
-// build creates every plugin instance and the svid runners. On error it
-// closes what it built.
-func (a *Agent) build(ctx context.Context) (err error) {
-	b := &plugins{issuers: map[string]hostapi.Issuer{}, externals: map[string]*pluginhost.Plugin{}}
-	a.built = b
+// build creates the plugin instances and svid runners of cfg. With prev
+// and prevRunners (a reload), unchanged instances are kept, and so is the
+// runner of an unchanged svid block. On error it closes what it created,
+// and nothing it kept.
+func (a *Agent) build(ctx context.Context, cfg *Config, prev *plugins, prevRunners []*svidRunner) (_ *plugins, _ []*svidRunner, err error) {
+	b := newPlugins(cfg)
 	defer func() {
 		if err != nil {
-			a.closePlugins()
+			a.closeInstances(b.fresh)
 		}
 	}()
-	for _, p := range a.cfg.Issuers {
-		inst, err := a.buildPlugin(ctx, hostapi.KindIssuer, p)
+	for _, p := range cfg.Issuers {
+		inst, err := a.buildPlugin(ctx, b, prev, hostapi.KindIssuer, "issuer/"+p.Name, p)
 		if err != nil {
-			return err
-		}
-		if p.External == nil {
-			b.all = append(b.all, inst)
+			return nil, nil, err
 		}
 		iss, ok := inst.(hostapi.Issuer)
 		if !ok {
-			return fmt.Errorf("building issuer %q: %T is not an issuer", p.Name, inst)
+			return nil, nil, fmt.Errorf("building issuer %q: %T is not an issuer", p.Name, inst)
 		}
 		b.issuers[p.Name] = iss
 	}
-	for _, s := range a.cfg.SVIDs {
-		r, err := a.buildRunner(ctx, s)
-		if err != nil {
-			return err
+	var runners []*svidRunner
+	for _, s := range cfg.SVIDs {
+		var old *svidRunner
+		for _, r := range prevRunners {
+			if r.src.Name == s.Name {
+				old = r
+			}
 		}
-		a.runners = append(a.runners, r)
+		r, err := a.buildRunner(ctx, b, prev, old, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		runners = append(runners, r)
 	}
-	return nil
+	return b, runners, nil
 }
 
-func (a *Agent) buildRunner(ctx context.Context, s config.SVID) (*svidRunner, error) {
+// buildRunner builds the runner of svid block s. With old, the block's
+// runner in the previous build, it returns old itself when the block and
+// every instance it uses are unchanged.
+func (a *Agent) buildRunner(ctx context.Context, b, prev *plugins, old *svidRunner, s config.SVID) (*svidRunner, error) {
 	log := a.log.With("component", "svid", "svid", s.Name)
-	iss, ok := a.built.issuers[s.Issuer]
+	iss, ok := b.issuers[s.Issuer]
 	if !ok {
 		return nil, fmt.Errorf("building svid %q: no issuer %q", s.Name, s.Issuer)
 	}
-	r := &svidRunner{a: a, cfg: s, issuer: iss, log: log, wake: make(chan struct{}, 1)}
+	r := &svidRunner{a: a, cfg: s, src: s, issuer: iss, log: log, wake: make(chan struct{}, 1)}
 	if s.SPIFFEID != "" {
 		id, err := spiffeid.FromString(s.SPIFFEID)
 		if err != nil {
@@ -176,12 +223,9 @@ func (a *Agent) buildRunner(ctx context.Context, s config.SVID) (*svidRunner, er
 		r.cfg.RenewFraction = config.DefaultRenewFraction
 	}
 	for _, w := range s.Writers {
-		inst, err := a.buildPlugin(ctx, hostapi.KindWriter, w)
+		inst, err := a.buildPlugin(ctx, b, prev, hostapi.KindWriter, instanceKey(s.Name, hostapi.KindWriter, w.Name), w)
 		if err != nil {
 			return nil, fmt.Errorf("svid %q: %w", s.Name, err)
-		}
-		if w.External == nil {
-			a.built.all = append(a.built.all, inst)
 		}
 		wr, ok := inst.(hostapi.Writer)
 		if !ok {
@@ -190,12 +234,9 @@ func (a *Agent) buildRunner(ctx context.Context, s config.SVID) (*svidRunner, er
 		r.outputs = append(r.outputs, &output{name: w.Name, writer: wr})
 	}
 	for _, n := range s.Notifiers {
-		inst, err := a.buildPlugin(ctx, hostapi.KindNotifier, n.Plugin)
+		inst, err := a.buildPlugin(ctx, b, prev, hostapi.KindNotifier, instanceKey(s.Name, hostapi.KindNotifier, n.Name), n.Plugin)
 		if err != nil {
 			return nil, fmt.Errorf("svid %q: %w", s.Name, err)
-		}
-		if n.External == nil {
-			a.built.all = append(a.built.all, inst)
 		}
 		nt, ok := inst.(hostapi.Notifier)
 		if !ok {
@@ -214,12 +255,15 @@ func (a *Agent) buildRunner(ctx context.Context, s config.SVID) (*svidRunner, er
 			wake: make(chan struct{}, 1),
 		})
 	}
+	if old != nil && a.unchangedRunner(b, old, r) {
+		return old, nil
+	}
 	return r, nil
 }
 
-// startPlugins starts every plugin with the optional Lifecycle.
-func (a *Agent) startPlugins(ctx context.Context) error {
-	for _, inst := range a.built.all {
+// startPlugins starts every plugin in insts with the optional Lifecycle.
+func (a *Agent) startPlugins(ctx context.Context, insts []any) error {
+	for _, inst := range insts {
 		if lc, ok := inst.(hostapi.Lifecycle); ok {
 			if err := lc.Start(ctx); err != nil {
 				return fmt.Errorf("starting plugin %T: %w", inst, err)
@@ -231,11 +275,20 @@ func (a *Agent) startPlugins(ctx context.Context) error {
 
 // closePlugins stops and closes every built plugin, in reverse order.
 func (a *Agent) closePlugins() {
-	if a.built == nil {
+	a.mu.Lock()
+	b := a.built
+	a.mu.Unlock()
+	if b == nil {
 		return
 	}
-	for i := len(a.built.all) - 1; i >= 0; i-- {
-		inst := a.built.all[i]
+	a.closeInstances(b.all)
+	b.all = nil
+}
+
+// closeInstances stops and closes insts, in reverse order.
+func (a *Agent) closeInstances(insts []any) {
+	for i := len(insts) - 1; i >= 0; i-- {
+		inst := insts[i]
 		if lc, ok := inst.(hostapi.Lifecycle); ok {
 			lc.Stop()
 		}
@@ -245,14 +298,15 @@ func (a *Agent) closePlugins() {
 			}
 		}
 	}
-	a.built.all = nil
 }
 
 // Run keeps the credentials fresh until ctx is done, then stops every
 // loop and plugin (a command started by the exec notifier is stopped and
 // reaped) and returns nil. With daemon_mode = false it fetches once
 // instead, as Fetch does. It returns an error when the configuration
-// cannot be built or the health listener cannot start.
+// cannot be built or the health listener cannot start. With
+// WithConfigPath or WithReload, the configuration is reloaded while it
+// runs: see Reload.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.cfg.DaemonMode {
 		return a.Fetch(ctx)
@@ -262,7 +316,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Unlock()
 		return errors.New("running agent: Run was called twice")
 	}
-	err := a.build(ctx)
+	b, runners, err := a.build(ctx, a.cfg, nil, nil)
+	if err == nil {
+		a.built, a.runners = b, runners
+	}
 	a.mu.Unlock()
 	if err != nil {
 		return err
@@ -271,64 +328,65 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := a.startPlugins(ctx); err != nil {
+	if err := a.startPlugins(ctx, b.all); err != nil {
 		return err
 	}
 
-	var srv *http.Server
-	if a.cfg.Health.Enabled || a.healthLn != nil {
-		ln := a.healthLn
-		if ln == nil {
-			if ln, err = net.Listen("tcp", a.cfg.Health.Address); err != nil {
-				return fmt.Errorf("starting health listener on %q: %w; choose a free address in the health block", a.cfg.Health.Address, err)
-			}
-		}
-		srv = &http.Server{Handler: a.HealthHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("health listener failed", "component", "health", "error", err)
-			}
-		}()
-		a.log.Info("health listener started", "component", "health", "address", ln.Addr().String())
+	hs, err := a.startHealth(a.cfg.Health, nil)
+	if err != nil {
+		return err
 	}
-
-	for _, r := range a.runners {
+	a.mu.Lock()
+	a.health = hs
+	a.runCtx = ctx
+	a.mu.Unlock()
+	for _, r := range runners {
 		a.startRunner(ctx, r)
 	}
-	a.log.Info("agent running", "svids", len(a.runners))
+	a.watchConfig(ctx)
+	a.log.Info("agent running", "svids", len(runners))
 	<-ctx.Done()
 	a.log.Info("agent stopping")
+	// A reload in progress finishes first; none starts after.
+	a.reloadMu.Lock()
+	a.mu.Lock()
+	a.runCtx = nil
+	runners, hs = a.runners, a.health
+	a.mu.Unlock()
+	a.reloadMu.Unlock()
 	a.loops.stop()
-	if srv != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
-		scancel()
+	for _, r := range runners {
+		r.stop()
 	}
+	hs.shutdown()
 	return nil
 }
 
+// startRunner starts r's loops under a context of its own, so that a
+// reload can stop r alone (svidRunner.stop).
 func (a *Agent) startRunner(ctx context.Context, r *svidRunner) {
+	ctx, r.cancel = context.WithCancel(ctx)
 	name := "svid " + r.cfg.Name
-	a.loops.goLoop(name+" worker", func(l *loop) { r.work(ctx, l) })
+	r.loops.goLoop(name+" worker", func(l *loop) { r.work(ctx, l) })
 	for _, n := range r.notifiers {
-		a.loops.goLoop(name+" notifier "+n.name, func(l *loop) { n.run(ctx, l) })
+		r.loops.goLoop(name+" notifier "+n.name, func(l *loop) { n.run(ctx, l) })
 	}
 	w, push := r.issuer.(hostapi.Watcher)
 	if push {
 		if r.cfg.X509 || r.cfg.JWTBundles {
 			req := &hostapi.IssueRequest{SPIFFEID: r.id, Hint: r.cfg.Hint, All: r.cfg.All, X509: r.cfg.X509, JWTBundles: r.cfg.JWTBundles}
-			a.loops.goLoop(name+" watch", func(*loop) { r.watchSource(ctx, w, req) })
+			r.loops.goLoop(name+" watch", func(*loop) { r.watchSource(ctx, w, req) })
 		}
 		if len(r.cfg.JWT) > 0 {
-			a.loops.goLoop(name+" jwt", func(l *loop) { r.pullJWT(ctx, l, false) })
+			r.loops.goLoop(name+" jwt", func(l *loop) { r.pullJWT(ctx, l, false) })
 		}
 		return
 	}
 	if r.cfg.X509 {
-		a.loops.goLoop(name+" x509", func(l *loop) { r.pullX509(ctx, l, r.cfg.JWTBundles) })
+		r.loops.goLoop(name+" x509", func(l *loop) { r.pullX509(ctx, l, r.cfg.JWTBundles) })
 	}
 	if len(r.cfg.JWT) > 0 || (!r.cfg.X509 && r.cfg.JWTBundles) {
-		a.loops.goLoop(name+" jwt", func(l *loop) { r.pullJWT(ctx, l, r.cfg.JWTBundles && !r.cfg.X509) })
+		r.loops.goLoop(name+" jwt", func(l *loop) { r.pullJWT(ctx, l, r.cfg.JWTBundles && !r.cfg.X509) })
 	}
 }
 

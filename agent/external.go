@@ -55,9 +55,9 @@ func openWASM(ctx context.Context, e *config.External, env runtimeEnv) (conn, er
 	})
 }
 
-// stateDir creates the agent's state directory, mode 0700, and returns it.
-func (a *Agent) stateDir() (string, error) {
-	dir := a.cfg.StateDirectory()
+// stateDir creates cfg's state directory, mode 0700, and returns it.
+func (a *Agent) stateDir(cfg *Config) (string, error) {
+	dir := cfg.StateDirectory()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("creating the state directory: %w; set state_dir to a writable directory", err)
 	}
@@ -68,15 +68,19 @@ func (a *Agent) stateDir() (string, error) {
 }
 
 // openExternal opens the plugin block e, once: every reference shares the
-// instance. It returns the hostapi implementation of kind.
-func (a *Agent) openExternal(ctx context.Context, kind hostapi.Kind, e *config.External) (any, error) {
-	p, ok := a.built.externals[e.Name]
+// instance. It returns the hostapi implementation of kind. With prev (a
+// reload), the previous instance is kept when e is unchanged (keepExternal).
+func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi.Kind, e *config.External) (any, error) {
+	p, ok := b.externals[e.Name]
+	if !ok && prev != nil {
+		p, ok = a.keepExternal(b, prev, e)
+	}
 	if !ok {
 		open := runtimes[e.Runtime]
 		if open == nil {
 			return nil, fmt.Errorf("loading plugin %q: this agent was built without the %s runtime", e.Name, e.Runtime)
 		}
-		dir, err := a.stateDir()
+		dir, err := a.stateDir(b.cfg)
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
@@ -100,8 +104,10 @@ func (a *Agent) openExternal(ctx context.Context, kind hostapi.Kind, e *config.E
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
-		a.built.externals[e.Name] = p
-		a.built.all = append(a.built.all, p) // closed with the rest
+		b.externals[e.Name] = p
+		b.all = append(b.all, p) // closed with the rest
+		b.fresh = append(b.fresh, p)
+		b.extState[e.Name] = extState{key: externalKey(e), sha256: fileSHA256(e.Path)}
 		a.log.Info("plugin loaded", "component", string(kind), "plugin", e.Name, "runtime", e.Runtime,
 			"name", p.Info().Name, "version", p.Info().Version, "service", p.Info().Service)
 	}

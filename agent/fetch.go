@@ -18,13 +18,16 @@ func (a *Agent) Fetch(ctx context.Context) error {
 		a.mu.Unlock()
 		return errors.New("fetching: the agent was already started")
 	}
-	err := a.build(ctx)
+	b, runners, err := a.build(ctx, a.cfg, nil, nil)
+	if err == nil {
+		a.built, a.runners = b, runners
+	}
 	a.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	defer a.closePlugins()
-	if err := a.startPlugins(ctx); err != nil {
+	if err := a.startPlugins(ctx, b.all); err != nil {
 		return err
 	}
 	timeout := a.cfg.FetchTimeout
@@ -34,9 +37,9 @@ func (a *Agent) Fetch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	errs := make([]error, len(a.runners))
+	errs := make([]error, len(runners))
 	var wg sync.WaitGroup
-	for i, r := range a.runners {
+	for i, r := range runners {
 		r.notifiers = nil
 		wg.Add(1)
 		go func() {

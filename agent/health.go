@@ -26,6 +26,9 @@ type Status struct {
 	LastRotation *time.Time `json:"last_rotation,omitempty"`
 	// Plugins are the configured plugins, built-in and external.
 	Plugins []PluginStatus `json:"plugins"`
+	// Reload is the outcome of the configuration reloads, when the agent
+	// reloads (WithConfigPath, WithReload).
+	Reload *ReloadStatus `json:"reload,omitempty"`
 }
 
 // SVIDStatus is the state of one svid block.
@@ -70,12 +73,16 @@ func timePtr(t time.Time) *time.Time {
 func (a *Agent) Status() Status {
 	now := time.Now()
 	st := Status{Live: true, Ready: true}
-	if bad := a.loops.unhealthy(a.wedgeAfter); len(bad) > 0 {
+	if bad := a.unhealthyLoops(); len(bad) > 0 {
 		st.Live = false
 		st.Problems = append(st.Problems, bad...)
 	}
 	a.mu.Lock()
 	runners := a.runners
+	if a.configPath != "" || a.reloadFn != nil {
+		rs := a.reload
+		st.Reload = &rs
+	}
 	a.mu.Unlock()
 	if len(runners) == 0 {
 		st.Ready = false
@@ -135,7 +142,9 @@ func (a *Agent) Status() Status {
 // with 200 (`svidagent status` reads it); and /metrics, the agent's
 // Prometheus metrics (docs/METRICS.md).
 func (a *Agent) HealthHandler() http.Handler {
+	a.mu.Lock()
 	live, ready := a.cfg.Health.LivenessPath, a.cfg.Health.ReadinessPath
+	a.mu.Unlock()
 	if live == "" {
 		live = "/live"
 	}

@@ -56,6 +56,16 @@ func (n *notifierRunner) post(ev *hostapi.RotationEvent) {
 	}
 }
 
+// postFirst posts ev only if no event was posted before.
+func (n *notifierRunner) postFirst(ev *hostapi.RotationEvent) {
+	n.mu.Lock()
+	started := n.started
+	n.mu.Unlock()
+	if !started {
+		n.post(ev)
+	}
+}
+
 func (n *notifierRunner) run(ctx context.Context, l *loop) {
 	for {
 		select {
@@ -72,7 +82,9 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 		}
 		l.busy()
 		start := time.Now()
-		nctx, cancel := context.WithTimeout(ctx, n.timeout)
+		// A Notify that has begun finishes (within its timeout) even when
+		// the runner stops, at shutdown or at a reload.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.timeout)
 		err := n.notifier.Notify(nctx, ev)
 		cancel()
 		l.idle()

@@ -35,7 +35,8 @@ type output struct {
 // then the notifiers. Updates that arrive while the worker is busy coalesce.
 type svidRunner struct {
 	a         *Agent
-	cfg       config.SVID
+	cfg       config.SVID // with defaults applied
+	src       config.SVID // as configured, to compare at a reload
 	id        spiffeid.ID
 	issuer    hostapi.Issuer
 	outputs   []*output
@@ -43,6 +44,9 @@ type svidRunner struct {
 	log       *slog.Logger
 
 	wake chan struct{} // buffered 1; a send never blocks
+
+	loops  loops              // this runner's goroutines
+	cancel context.CancelFunc // stops them; set by startRunner
 
 	mu        sync.Mutex
 	cur       hostapi.Credentials
@@ -53,6 +57,8 @@ type svidRunner struct {
 	lastRot   time.Time
 	lastX509  []hostapi.X509Identity // what the last delivery carried, for status
 	lastJWT   []hostapi.JWTIdentity
+	replay    bool                 // the snapshot was carried over by a reload: see carry
+	renew     map[string]time.Time // next renewal of each pull loop ("x509", "jwt")
 }
 
 func (r *svidRunner) signal() {
@@ -234,10 +240,15 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	}
 
 	type result struct {
-		res *hostapi.WriteResult
-		err error
+		res  *hostapi.WriteResult
+		err  error
+		skip bool
 	}
 	results := make([]result, len(r.outputs))
+	r.mu.Lock()
+	replay := r.replay
+	r.replay = false
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for i, o := range r.outputs {
 		r.mu.Lock()
@@ -245,7 +256,13 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		if !o.written {
 			oset.Changed = r.allChanges()
 		}
+		// A writer kept by a reload already holds a replayed snapshot.
+		skip := replay && o.written
 		r.mu.Unlock()
+		if skip {
+			results[i] = result{skip: true}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -259,7 +276,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			if err == nil && res == nil {
 				res = &hostapi.WriteResult{}
 			}
-			results[i] = result{res, err}
+			results[i] = result{res: res, err: err}
 		}()
 	}
 	wg.Wait()
@@ -274,6 +291,11 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	ok := 0
 	r.mu.Lock()
 	for i, o := range r.outputs {
+		if results[i].skip {
+			ok++
+			paths = append(paths, o.paths...)
+			continue
+		}
 		if err := results[i].err; err != nil {
 			failed = true
 			o.lastErr = err
@@ -314,7 +336,11 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		Paths:   paths,
 	}
 	for _, n := range r.notifiers {
-		n.post(ev)
+		if replay {
+			n.postFirst(ev) // a notifier kept by a reload has seen it
+		} else {
+			n.post(ev)
+		}
 	}
 	return failed
 }
@@ -363,8 +389,16 @@ func (r *svidRunner) watchSource(ctx context.Context, w hostapi.Watcher, req *ho
 // pull calls issue until ctx is done: after a success it delivers the
 // credentials and waits until the renewal time issue returned, after a
 // failure it backs off.
-func (r *svidRunner) pull(ctx context.Context, l *loop, issue func(context.Context) (*hostapi.Credentials, time.Time, error)) {
+func (r *svidRunner) pull(ctx context.Context, l *loop, key string, issue func(context.Context) (*hostapi.Credentials, time.Time, error)) {
 	bo := backoff{min: r.a.retryMin, max: r.a.retryMax}
+	// A runner rebuilt by a reload resumes its predecessor's schedule
+	// (see carry) instead of issuing at once.
+	r.mu.Lock()
+	at, resumed := r.renew[key]
+	r.mu.Unlock()
+	if resumed && !sleepCtx(ctx, time.Until(at)) {
+		return
+	}
 	for {
 		l.busy()
 		creds, next, err := issue(ctx)
@@ -380,6 +414,12 @@ func (r *svidRunner) pull(ctx context.Context, l *loop, issue func(context.Conte
 		} else {
 			bo.reset()
 			r.update(creds)
+			r.mu.Lock()
+			if r.renew == nil {
+				r.renew = map[string]time.Time{}
+			}
+			r.renew[key] = next
+			r.mu.Unlock()
 		}
 		if !sleepCtx(ctx, wait) {
 			return
@@ -390,7 +430,7 @@ func (r *svidRunner) pull(ctx context.Context, l *loop, issue func(context.Conte
 // pullX509 renews X509-SVIDs from a signing issuer at the configured
 // fraction of their lifetime. Each renewal uses a fresh key.
 func (r *svidRunner) pullX509(ctx context.Context, l *loop, withJWTBundles bool) {
-	r.pull(ctx, l, func(ctx context.Context) (*hostapi.Credentials, time.Time, error) {
+	r.pull(ctx, l, "x509", func(ctx context.Context) (*hostapi.Credentials, time.Time, error) {
 		creds, err := r.issueX509(ctx, withJWTBundles)
 		if err != nil {
 			return nil, time.Time{}, err
@@ -469,7 +509,7 @@ const bundleRefresh = 5 * time.Minute
 // remaining lifetime, for every issuer (the Workload API serves JWT-SVIDs
 // on request only).
 func (r *svidRunner) pullJWT(ctx context.Context, l *loop, withJWTBundles bool) {
-	r.pull(ctx, l, func(ctx context.Context) (*hostapi.Credentials, time.Time, error) {
+	r.pull(ctx, l, "jwt", func(ctx context.Context) (*hostapi.Credentials, time.Time, error) {
 		fetched := time.Now()
 		creds, err := r.issueJWT(ctx, withJWTBundles)
 		if err != nil {
