@@ -89,10 +89,10 @@ func TestHostileWASMNotifier(t *testing.T) {
 		limits    config.Limits
 		wantLog   string // in the notifier's failure record; empty: no failure
 	}{
-		{behaviour: "ok", limits: config.Limits{Timeout: 100 * time.Millisecond}},
-		{behaviour: "loop", limits: config.Limits{Timeout: 100 * time.Millisecond}, wantLog: "code = DeadlineExceeded"},
-		{behaviour: "oom", limits: config.Limits{Timeout: time.Second, MemoryBytes: 16 << 20}, wantLog: "code = ResourceExhausted"},
-		{behaviour: "panic", limits: config.Limits{Timeout: 100 * time.Millisecond}, wantLog: "code = Internal"},
+		{behaviour: "ok", limits: config.Limits{Timeout: 2 * time.Second}},
+		{behaviour: "loop", limits: config.Limits{Timeout: 2 * time.Second}, wantLog: "code = DeadlineExceeded"},
+		{behaviour: "oom", limits: config.Limits{Timeout: 2 * time.Second, MemoryBytes: 16 << 20}, wantLog: "code = ResourceExhausted"},
+		{behaviour: "panic", limits: config.Limits{Timeout: 2 * time.Second}, wantLog: "code = Internal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.behaviour, func(t *testing.T) {
