@@ -1,13 +1,16 @@
 //go:build svidagent_nogoplugin
 
 // This build leaves out the go-plugin runtime (docs/EDGE.md): plugin
-// inspect and validate refuse command plugins with an error that says so.
+// inspect and validate refuse command plugins, and conformance is not
+// available, with an error that says so.
 
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/svidagent/svidagent/internal/config"
@@ -20,4 +23,11 @@ func inspectCommand(context.Context, string, *inspection) error { return errNoGo
 
 func openCommandForValidate(context.Context, *config.External, *slog.Logger) (pluginhost.Conn, error) {
 	return nil, errNoGoPlugin
+}
+
+// conformanceCmd: the conformance suite drives go-plugin executables too,
+// so this build leaves it out.
+func conformanceCmd(_ []string, _, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "svidagent conformance: %v\n", errNoGoPlugin)
+	return exitRuntime
 }
