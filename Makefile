@@ -14,7 +14,7 @@ PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle
 FUZZTIME ?= 2m
 
-.PHONY: help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
+.PHONY: examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ spire: ## build (or reuse from the cache) spire-server and spire-agent $(SPIRE_V
 stepca: ## build (or reuse from the cache) step-ca v0.28.4 for the issuer-stepca test
 	@scripts/build-stepca.sh >/dev/null
 
-test: spire stepca ## unit and integration tests (real SPIRE, real step-ca) with -race
+test: spire stepca examples ## unit and integration tests (real SPIRE, real step-ca) with -race
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" STEPCA_BIN_DIR="$$(scripts/build-stepca.sh | tail -n 1)" $(GO) test -race -count=1 -timeout 40m ./...
 	cd examples/issuer-vaultpki && $(GO) test -race -count=1 ./...
 	cd examples/kubernetes && $(GO) test -race -count=1 ./...
@@ -74,6 +74,15 @@ generate: ## regenerate the committed protobuf code (needs Debian's protobuf-com
 	@# import the message packages without linking gRPC.
 	for f in $$(find hostapi/proto -name '*_grpc.pb.go'); do \
 		{ printf '//go:build !wasip1\n\n'; cat "$$f"; } > "$$f.tmp" && mv "$$f.tmp" "$$f"; done
+
+examples: ## build every example and template, as WASM and as go-plugin, into bin/plugins/
+	@mkdir -p bin/plugins
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/plugins/notifier-webhook.wasm ./examples/notifier-webhook
+	CGO_ENABLED=0 $(GO) build -o bin/plugins/notifier-webhook ./examples/notifier-webhook
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/plugins/notifier-template.wasm ./sdk/templates/notifier
+	CGO_ENABLED=0 $(GO) build -o bin/plugins/notifier-template ./sdk/templates/notifier
+	CGO_ENABLED=0 $(GO) build -o bin/plugins/issuer-stepca ./examples/issuer-stepca
+	cd examples/issuer-vaultpki && CGO_ENABLED=0 $(GO) build -o ../../bin/plugins/issuer-vaultpki .
 
 clean: ## remove build output
 	rm -rf bin out
