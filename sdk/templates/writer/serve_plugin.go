@@ -1,0 +1,11 @@
+//go:build !wasip1
+
+package main
+
+import "github.com/svidagent/svidagent/sdk/goplugin"
+
+// defaultDir is empty for a go-plugin subprocess: it sees the host's file
+// system, so the config must say where to write.
+const defaultDir = ""
+
+func main() { goplugin.Serve(info, &writer{}) }
