@@ -14,7 +14,7 @@ PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle
 FUZZTIME ?= 2m
 
-.PHONY: examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
+.PHONY: cross examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,16 @@ generate: ## regenerate the committed protobuf code (needs Debian's protobuf-com
 	@# import the message packages without linking gRPC.
 	for f in $$(find hostapi/proto -name '*_grpc.pb.go'); do \
 		{ printf '//go:build !wasip1\n\n'; cat "$$f"; } > "$$f.tmp" && mv "$$f.tmp" "$$f"; done
+
+CROSS_TARGETS := linux/amd64 linux/arm64 linux/arm
+
+cross: ## static linux/amd64, arm64, arm (v7) builds, full and -tags svidagent_nogoplugin, into bin/cross/ (prints sizes)
+	@mkdir -p bin/cross
+	@for t in $(CROSS_TARGETS); do os=$${t%%/*}; arch=$${t##*/}; \
+		for tags in "" svidagent_nogoplugin; do out=bin/cross/svidagent-$$os-$$arch$${tags:+-nogoplugin}; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=7 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $$out ./cmd/svidagent || exit 1; \
+		done; done
+	@ls -l bin/cross | awk 'NR>1 {printf "  %-40s %10d B  %5.1f MiB\n", $$9, $$5, $$5/1048576}'
 
 examples: ## build every example and template, as WASM and as go-plugin, into bin/plugins/
 	@mkdir -p bin/plugins
