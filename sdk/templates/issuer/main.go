@@ -9,8 +9,10 @@
 //
 // THIS IS A TEMPLATE, NOT A CA FOR PRODUCTION. Its CA is generated in
 // memory by Configure from the config's trust_domain and forgotten when the
-// plugin stops: every restart makes a new trust bundle, and the CA key is
-// protected by nothing but the process.
+// plugin stops: every restart makes a new trust bundle (and so does a WASM
+// instance that the host discards and rebuilds from the last Configure,
+// hostapi/ABI.md §6), and the CA key is protected by nothing but the
+// process. A real issuer keeps no such state: its CA lives elsewhere.
 //
 // conformance_test.go runs the conformance suite over it.
 package main
