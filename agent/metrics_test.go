@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,13 +18,30 @@ import (
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/wasmhost"
 )
+
+// client bounds each request: a listener nobody serves (Run failed early)
+// must fail the test, not hang it.
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// runErr fails the test if Run has returned.
+func (h *harness) runErr(t testing.TB) {
+	t.Helper()
+	select {
+	case err := <-h.done:
+		h.done <- err
+		t.Fatalf("Run returned early: %v", err)
+	default:
+	}
+}
 
 // scrapeMetrics fetches /metrics and parses it with Prometheus' text
 // parser.
 func (h *harness) scrapeMetrics(t testing.TB) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(h.url + "/metrics")
+	h.runErr(t)
+	resp, err := client.Get(h.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +105,8 @@ func eq(want float64) func(float64) bool { return func(v float64) bool { return 
 
 func (h *harness) status(t testing.TB) agent.Status {
 	t.Helper()
-	resp, err := http.Get(h.url + "/status")
+	h.runErr(t)
+	resp, err := client.Get(h.url + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +230,7 @@ func TestStatusJSON(t *testing.T) {
 	recv(t, n.events, "notification")
 
 	// Read the raw JSON, so that the field names are checked too.
-	resp, err := http.Get(h.url + "/status")
+	resp, err := client.Get(h.url + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +326,73 @@ func TestMetricsStatusHammer(t *testing.T) {
 	last := svids[rotations-1].Certificates[0]
 	h.waitMetric(t, "svidagent_svid_expiry_timestamp_seconds",
 		map[string]string{"svid": "web", "spiffe_id": webID.String(), "type": "x509"}, eq(float64(last.NotAfter.Unix())))
+}
+
+// TestMetricsStatusExternalWASM: a WASM notifier that panics in Notify
+// has its instance discarded at each call; the fresh instances show as
+// restarts in /metrics and /status, its calls as errors, and status names
+// its runtime and sha256.
+func TestMetricsStatusExternalWASM(t *testing.T) {
+	path, err := hostileWASM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := wasmhost.HashFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newTestCA(t, "example.org")
+	iss := &pullIssuer{t: t, ca: ca, ttl: time.Second}
+	w := newRecWriter()
+	ext := &config.External{
+		Name: "hostile", Kind: hostapi.KindNotifier, Runtime: config.RuntimeWASM,
+		Path: path, SHA256: sum, ConfigJSON: []byte(`{}`), Limits: config.Limits{Timeout: time.Second},
+	}
+	s := svidCfg("fake-pull", w,
+		config.Notifier{Plugin: config.Plugin{Name: "hostile", Type: "hostile", External: ext}, On: hostapi.ChangedX509, Timeout: 10 * time.Second})
+	s.Name = "panic" // the guest's behaviour
+	h := start(t, &config.Config{
+		DaemonMode: true, StateDir: t.TempDir(),
+		Issuers: []config.Plugin{plugin("fake-pull", iss)},
+		SVIDs:   []config.SVID{s},
+	})
+	// Loading and compiling the module under -race takes a while: the
+	// health listener serves once it is done, before the first write.
+	select {
+	case <-w.wrote:
+	case err := <-h.done:
+		h.done <- err
+		t.Fatalf("Run returned early: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("timed out waiting for the first write")
+	}
+	plug := map[string]string{"plugin": "hostile", "runtime": "wasm"}
+	h.waitMetric(t, "svidagent_plugins_restarts_total", plug, func(v float64) bool { return v >= 1 })
+	h.waitMetric(t, "svidagent_plugins_calls_total",
+		map[string]string{"plugin": "hostile", "runtime": "wasm", "method": "Notify", "result": "error"}, func(v float64) bool { return v >= 2 })
+	h.waitMetric(t, "svidagent_svid_errors_total", map[string]string{"svid": "panic", "stage": "notify"}, func(v float64) bool { return v >= 2 })
+	fams := h.scrapeMetrics(t)
+	if v, _ := metricValue(fams, "svidagent_plugins_calls_total",
+		map[string]string{"plugin": "hostile", "runtime": "wasm", "method": "Configure", "result": "ok"}); v < 1 {
+		t.Errorf("Configure calls ok = %v, want at least 1", v)
+	}
+	if v, _ := metricValue(fams, "svidagent_plugins_call_duration_seconds",
+		map[string]string{"plugin": "hostile", "runtime": "wasm", "method": "Notify"}); v < 2 {
+		t.Errorf("Notify latencies observed = %v, want at least 2", v)
+	}
+
+	var got *agent.PluginStatus
+	st := h.status(t)
+	for i := range st.Plugins {
+		if st.Plugins[i].Name == "hostile" {
+			got = &st.Plugins[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no plugin hostile in %+v", st.Plugins)
+	}
+	if got.Runtime != "wasm" || got.SHA256 != sum || got.Kind != "notifier" || got.Restarts < 1 ||
+		got.State == agent.PluginOK || !strings.Contains(got.LastError, "Internal") {
+		t.Errorf("status of the plugin: %+v; want wasm, sha256 %s, restarts >= 1, not ok, an Internal last error", *got, sum)
+	}
 }
