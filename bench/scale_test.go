@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,15 @@ func (l *logTail) records() []map[string]any {
 	return out
 }
 
+// scaleMax is the largest N TestScale runs: SVIDAGENT_BENCH_SCALE_MAX, by
+// default 1000. At 1,000 the agent needed up to 9 GiB (docs/PERFORMANCE.md).
+func scaleMax() int {
+	if n, err := strconv.Atoi(os.Getenv("SVIDAGENT_BENCH_SCALE_MAX")); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}
+
 // TestScale rotates N identities at once: the fake Workload API serves N
 // X509-SVIDs, the agent has N svid blocks (one per SPIFFE ID), each with a
 // files writer in its own directory. One push replaces all N SVIDs; the
@@ -76,6 +86,9 @@ func TestScale(t *testing.T) {
 	const rounds = 3 // rotations per N; the median is reported
 	for _, fs := range filesystems {
 		for _, n := range []int{1, 10, 100, 1000} {
+			if n > scaleMax() {
+				continue
+			}
 			t.Run(fmt.Sprintf("%s/%d", fs.name, n), func(t *testing.T) {
 				ids := make([]spiffeid.ID, n)
 				for i := range ids {
