@@ -49,7 +49,6 @@ const usage = `Usage:
   svidagent plugin inspect [-json] FILE
   svidagent status   [-addr 127.0.0.1:8081] [-json]
   svidagent conformance -kind notifier|writer|issuer -plugin PATH [-config FILE] [-junit out.xml] [-json]
-  svidagent status   [-addr 127.0.0.1:8081] [-json]
   svidagent version
   svidagent [-config FILE] [-daemon-mode=BOOL]   (spiffe-helper compatible)
 
