@@ -14,7 +14,7 @@ PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle
 FUZZTIME ?= 2m
 
-.PHONY: cross examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
+.PHONY: bench-full cross examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -59,8 +59,11 @@ check: ## gofmt, vet, staticcheck, linux/arm64 cross-build
 	$(GO) run $(STATICCHECK) ./...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/svidagent
 
-bench: ## rotation-path benchmarks (ns/op, allocs/op)
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/
+bench: ## in-process benchmarks (ns/op, allocs/op): rotation path, writer, plugin call paths
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/ ./internal/pluginhost/ ./internal/wasmhost/ ./internal/gopluginhost/
+
+bench-full: spire ## every figure of docs/PERFORMANCE.md (about 30 min; SVIDAGENT_BENCH_SCALE_MAX=100 skips the 1,000-identity case)
+	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" bench/run.sh
 
 generate: ## regenerate the committed protobuf code (needs Debian's protobuf-compiler)
 	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
