@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/svidagent/svidagent/conformance"
 	"github.com/svidagent/svidagent/hostapi"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
@@ -500,4 +501,10 @@ func TestRawABI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConformance runs the plugin conformance suite over the module, as
+// `svidagent conformance -kind notifier -plugin notifier.wasm` does.
+func TestConformance(t *testing.T) {
+	conformance.Run(t, conformance.Target{Kind: hostapi.KindNotifier, Path: wasmPath, ConfigJSON: []byte(`{"prefix":"conformance "}`)})
 }
