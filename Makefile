@@ -104,6 +104,9 @@ examples: ## build every example and template, as WASM and as go-plugin, into bi
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/plugins/issuer-template.wasm ./sdk/templates/issuer
 	CGO_ENABLED=0 $(GO) build -o bin/plugins/issuer-template ./sdk/templates/issuer
 	CGO_ENABLED=0 $(GO) build -o bin/plugins/issuer-stepca ./examples/issuer-stepca
+	examples/notifier-c/build.sh bin/plugins/notifier-c.wasm
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o bin/plugins/writer-pkcs12.wasm ./examples/writer-pkcs12
+	CGO_ENABLED=0 $(GO) build -o bin/plugins/writer-pkcs12 ./examples/writer-pkcs12
 	cd examples/issuer-vaultpki && CGO_ENABLED=0 $(GO) build -o ../../bin/plugins/issuer-vaultpki .
 
 clean: ## remove build output

@@ -20,7 +20,7 @@ import (
 // documented reports whether doc mentions name as code: `name`, name = or
 // name {.
 func documented(doc, name string) bool {
-	return regexp.MustCompile("`"+regexp.QuoteMeta(name)+"`|\\b"+regexp.QuoteMeta(name)+"\\s*[={]").MatchString(doc)
+	return regexp.MustCompile("`" + regexp.QuoteMeta(name) + "`|\\b" + regexp.QuoteMeta(name) + "\\s*[={]").MatchString(doc)
 }
 
 func schemaNames(s *hcl.BodySchema) []string {
