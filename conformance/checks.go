@@ -367,7 +367,7 @@ func (s *suite) kindCall(ctx context.Context, p *pluginhost.Plugin) error {
 			return err
 		}
 		if err := p.Notifier().Notify(ctx, s.creds.event(sv, []string{"/run/svidagent/svid.pem"})); err != nil {
-			return fmt.Errorf("Notify failed: %w", err)
+			return fmt.Errorf("calling Notify: %w", err)
 		}
 	case hostapi.KindWriter:
 		set, err := s.creds.set(4)
@@ -375,7 +375,7 @@ func (s *suite) kindCall(ctx context.Context, p *pluginhost.Plugin) error {
 			return err
 		}
 		if _, err := p.Writer().Write(ctx, set); err != nil {
-			return fmt.Errorf("Write failed: %w", err)
+			return fmt.Errorf("calling Write: %w", err)
 		}
 	default:
 		req, _, err := s.issueRequest()
@@ -383,7 +383,7 @@ func (s *suite) kindCall(ctx context.Context, p *pluginhost.Plugin) error {
 			return err
 		}
 		if _, err := p.Issuer().Issue(ctx, req); err != nil {
-			return fmt.Errorf("Issue failed: %w", err)
+			return fmt.Errorf("calling Issue: %w", err)
 		}
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -40,7 +39,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir, cacheDir = filepath.Join(dir, "bin"), filepath.Join(dir, "cache")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := goCommand()
 	for _, b := range builds {
 		args := []string{"build"}
 		env := os.Environ()
@@ -59,3 +58,11 @@ func run(m *testing.M) int {
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }
+
+// goCommand is the go command on PATH.
+func goCommand() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -70,7 +69,7 @@ func TestWritingAPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := goCommand()
 	binDir := t.TempDir()
 	build := exec.Command(goBin, "build", "-o", filepath.Join(binDir, "svidagent"), "./cmd/svidagent")
 	build.Dir = root
@@ -149,4 +148,12 @@ func TestWritingAPlugin(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "conformance.xml")); err != nil || fi.Size() == 0 {
 		t.Errorf("the -junit report is missing or empty: %v", err)
 	}
+}
+
+// goCommand is the go command on PATH.
+func goCommand() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
 }

@@ -289,7 +289,7 @@ func (d *Dispatcher) startLifecycle(lc hostapi.Lifecycle) error {
 func safeStart(lc hostapi.Lifecycle, ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("Start panicked: %v", r)
+			err = fmt.Errorf("lifecycle Start panicked: %v", r)
 		}
 	}()
 	return lc.Start(ctx)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +56,7 @@ func run(m *testing.M) int {
 }
 
 func buildGuests() error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := goCommand()
 	for name, reactor := range guests {
 		args := []string{"build"}
 		if reactor {
@@ -158,4 +157,12 @@ func open(t testing.TB, cfg wasmhost.Config, v string) *wasmhost.Plugin {
 
 func notify(ctx context.Context, p *wasmhost.Plugin, name string) error {
 	return p.Invoke(ctx, pluginhost.MethodNotify, &notifierv1.NotifyRequest{Name: name}, &notifierv1.NotifyResponse{})
+}
+
+// goCommand is the go command on PATH.
+func goCommand() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/svidagent/svidagent/conformance"
@@ -34,7 +33,7 @@ func TestConformanceBuilt(t *testing.T) {
 		t.Skip("builds the plugin twice; run without -short")
 	}
 	dir := t.TempDir()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := goCommand()
 	for _, b := range []struct {
 		out  string
 		args []string
@@ -57,4 +56,12 @@ func TestConformanceBuilt(t *testing.T) {
 			})
 		})
 	}
+}
+
+// goCommand is the go command on PATH.
+func goCommand() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
 }
