@@ -340,10 +340,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.health = hs
 	a.runCtx = ctx
 	a.mu.Unlock()
+	startWatch := a.watchConfig(ctx)
 	for _, r := range runners {
 		a.startRunner(ctx, r)
 	}
-	a.watchConfig(ctx)
+	startWatch()
 	a.log.Info("agent running", "svids", len(runners))
 	<-ctx.Done()
 	a.log.Info("agent stopping")

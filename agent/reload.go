@@ -575,19 +575,46 @@ func formatDiagnostics(err error) string {
 // over the file and a ..data symlink swap are seen, debounces the events,
 // and reloads only when a file's content changed (the directory may hold
 // other files, the agent's own output even).
-func (a *Agent) watchConfig(ctx context.Context) {
+//
+// It takes the fingerprint and adds the watches at once, and returns the
+// function that starts the watch loop: Run calls it before any svid runner
+// starts, so that no change made once the agent is ready can go unseen, and
+// calls start once the runners are running.
+func (a *Agent) watchConfig(ctx context.Context) (start func()) {
 	if a.configPath == "" {
-		return
+		return func() {}
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		a.log.Error("cannot watch the configuration; reload with SIGHUP", "component", "reload", "error", err)
-		return
+		return func() {}
 	}
-	a.loops.goLoop("config watcher", func(l *loop) {
-		defer w.Close()
-		a.watchLoop(ctx, l, w)
-	})
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	last, dirs := a.fingerprint(cfg)
+	watched := map[string]bool{}
+	a.watchDirs(w, watched, dirs)
+	return func() {
+		a.loops.goLoop("config watcher", func(l *loop) {
+			defer w.Close()
+			a.watchLoop(ctx, l, w, last, watched)
+		})
+	}
+}
+
+// watchDirs adds the directories not watched yet.
+func (a *Agent) watchDirs(w *fsnotify.Watcher, watched map[string]bool, dirs []string) {
+	for _, d := range dirs {
+		if watched[d] {
+			continue
+		}
+		if err := w.Add(d); err != nil {
+			a.log.Warn("cannot watch a directory for configuration changes; reload with SIGHUP", "component", "reload", "dir", d, "error", err)
+			continue
+		}
+		watched[d] = true
+	}
 }
 
 // fingerprint is the content of the files a reload reads, and the
@@ -609,25 +636,7 @@ func (a *Agent) fingerprint(cfg *Config) (sum string, dirs []string) {
 	return hex.EncodeToString(h.Sum(nil)), dirs
 }
 
-func (a *Agent) watchLoop(ctx context.Context, l *loop, w *fsnotify.Watcher) {
-	a.mu.Lock()
-	cfg := a.cfg
-	a.mu.Unlock()
-	last, dirs := a.fingerprint(cfg)
-	watched := map[string]bool{}
-	watch := func(dirs []string) {
-		for _, d := range dirs {
-			if watched[d] {
-				continue
-			}
-			if err := w.Add(d); err != nil {
-				a.log.Warn("cannot watch a directory for configuration changes; reload with SIGHUP", "component", "reload", "dir", d, "error", err)
-				continue
-			}
-			watched[d] = true
-		}
-	}
-	watch(dirs)
+func (a *Agent) watchLoop(ctx context.Context, l *loop, w *fsnotify.Watcher, last string, watched map[string]bool) {
 	timer := time.NewTimer(0)
 	if !timer.Stop() {
 		<-timer.C
@@ -671,7 +680,7 @@ func (a *Agent) watchLoop(ctx context.Context, l *loop, w *fsnotify.Watcher) {
 				a.mu.Unlock()
 			}
 			sum, dirs := a.fingerprint(latest)
-			watch(dirs)
+			a.watchDirs(w, watched, dirs)
 			if sum == last {
 				continue
 			}
