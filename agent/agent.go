@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -300,6 +299,22 @@ func (a *Agent) closeInstances(insts []any) {
 	}
 }
 
+// buildOnce builds the configured plugins and runners for Run or Fetch; an
+// agent starts once.
+func (a *Agent) buildOnce(ctx context.Context, what string) (*plugins, []*svidRunner, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.built != nil {
+		return nil, nil, fmt.Errorf("%s: the agent was already started", what)
+	}
+	b, runners, err := a.build(ctx, a.cfg, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.built, a.runners = b, runners
+	return b, runners, nil
+}
+
 // Run keeps the credentials fresh until ctx is done, then stops every
 // loop and plugin (a command started by the exec notifier is stopped and
 // reaped) and returns nil. With daemon_mode = false it fetches once
@@ -311,16 +326,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.cfg.DaemonMode {
 		return a.Fetch(ctx)
 	}
-	a.mu.Lock()
-	if a.built != nil {
-		a.mu.Unlock()
-		return errors.New("running agent: Run was called twice")
-	}
-	b, runners, err := a.build(ctx, a.cfg, nil, nil)
-	if err == nil {
-		a.built, a.runners = b, runners
-	}
-	a.mu.Unlock()
+	b, runners, err := a.buildOnce(ctx, "running agent")
 	if err != nil {
 		return err
 	}

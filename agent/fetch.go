@@ -13,16 +13,7 @@ import (
 // Notifiers do not run: as with spiffe-helper, a one-shot fetch starts no
 // command and signals no process.
 func (a *Agent) Fetch(ctx context.Context) error {
-	a.mu.Lock()
-	if a.built != nil {
-		a.mu.Unlock()
-		return errors.New("fetching: the agent was already started")
-	}
-	b, runners, err := a.build(ctx, a.cfg, nil, nil)
-	if err == nil {
-		a.built, a.runners = b, runners
-	}
-	a.mu.Unlock()
+	b, runners, err := a.buildOnce(ctx, "fetching")
 	if err != nil {
 		return err
 	}

@@ -181,23 +181,33 @@ func printConfigError(w io.Writer, path string, err error) {
 	fmt.Fprint(w, config.FormatError(err, files))
 }
 
-func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
-	f, err := parseFlags(name, args, stderr, !oneShot)
+// loadCommand parses a command's flags and loads its configuration. A
+// code of 0 or more is the exit code to return at once.
+func loadCommand(name string, args []string, stderr io.Writer, withDaemon bool) (*commonFlags, string, *agent.Config, int) {
+	f, err := parseFlags(name, args, stderr, withDaemon)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+			return nil, "", nil, exitOK
 		}
 		fmt.Fprintf(stderr, "svidagent: %v\n", err)
-		return exitUsage
+		return nil, "", nil, exitUsage
 	}
 	path, err := findConfig(f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "svidagent: %v\n", err)
-		return exitUsage
+		return nil, "", nil, exitUsage
 	}
 	cfg, ok := loadConfig(path, stderr)
 	if !ok {
-		return exitUsage
+		return nil, "", nil, exitUsage
+	}
+	return f, path, cfg, -1
+}
+
+func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
+	f, path, cfg, code := loadCommand(name, args, stderr, !oneShot)
+	if code >= 0 {
+		return code
 	}
 	if !f.levelSet && cfg.LogLevel != "" {
 		f.logLevel = cfg.LogLevel // helper.conf's log_level, when -log-level is not given
@@ -247,22 +257,9 @@ func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	f, err := parseFlags("validate", args, stderr, false)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "svidagent: %v\n", err)
-		return exitUsage
-	}
-	path, err := findConfig(f.config)
-	if err != nil {
-		fmt.Fprintf(stderr, "svidagent: %v\n", err)
-		return exitUsage
-	}
-	cfg, ok := loadConfig(path, stderr)
-	if !ok {
-		return exitUsage
+	_, path, cfg, code := loadCommand("validate", args, stderr, false)
+	if code >= 0 {
+		return code
 	}
 	// The plugins' own checks: each external plugin is opened (its pin
 	// verified) and runs Validate on its config.
