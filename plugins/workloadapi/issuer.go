@@ -10,7 +10,6 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/registry"
@@ -39,6 +38,11 @@ type Issuer struct {
 	addr   string
 	client *workloadapi.Client
 	log    *slog.Logger
+
+	// The shared streams of every Watch call (see stream.go), stopped by
+	// cancel.
+	x509, jwt *stream
+	cancel    context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,15 +82,32 @@ func New(cfg *Config, logger *slog.Logger, opts ...workloadapi.ClientOption) (*I
 		return nil, fmt.Errorf("creating the Workload API client for %s: %w", addr, err)
 	}
 	logger.Debug("workload API issuer ready", "address", addr)
-	return &Issuer{addr: addr, client: client, log: logger}, nil
+	i := &Issuer{addr: addr, client: client, log: logger}
+	var ctx context.Context
+	ctx, i.cancel = context.WithCancel(context.Background())
+	i.x509 = newStream(ctx, "watching X509-SVIDs", x509Update, x509Error, i.wrap,
+		func(ctx context.Context, publish func(any), report func(error)) error {
+			return client.WatchX509Context(ctx, x509Watcher{publish, report})
+		})
+	i.jwt = newStream(ctx, "watching JWT bundles", jwtBundlesUpdate, jwtBundlesError, i.wrap,
+		func(ctx context.Context, publish func(any), report func(error)) error {
+			return client.WatchJWTBundles(ctx, jwtBundleWatcher{publish, report})
+		})
+	return i, nil
 }
 
 // Address returns the address the issuer dials, as a URI.
 func (i *Issuer) Address() string { return i.addr }
 
-// Close closes the client. It is idempotent.
+// Close stops the streams, ends every Watch call with an error, and closes
+// the client. It is idempotent.
 func (i *Issuer) Close() error {
-	i.closeOnce.Do(func() { i.closeErr = i.client.Close() })
+	i.closeOnce.Do(func() {
+		i.cancel()
+		i.x509.close()
+		i.jwt.close()
+		i.closeErr = i.client.Close()
+	})
 	return i.closeErr
 }
 
@@ -103,7 +124,7 @@ func (i *Issuer) Issue(ctx context.Context, req *hostapi.IssueRequest) (*hostapi
 		if err != nil {
 			return nil, i.wrap("fetching X509-SVIDs", err)
 		}
-		svids, err := selectX509SVIDs(x.SVIDs, req)
+		svids, err := newX509Index(x.SVIDs).selectFor(req)
 		if err != nil {
 			return nil, fmt.Errorf("selecting an X509-SVID: %w", err)
 		}
@@ -163,138 +184,106 @@ func (i *Issuer) wrap(what string, err error) error {
 	return fmt.Errorf("%s from the Workload API at %s: %w", what, i.addr, err)
 }
 
-// selectX509SVIDs picks the X509-SVIDs req asks for among those offered, in
-// the order offered: all of them with req.All; else the first whose SPIFFE
-// ID equals req.SPIFFEID (and whose hint equals req.Hint, when both are
-// set); else the first whose hint equals req.Hint; else the first.
-func selectX509SVIDs(svids []*x509svid.SVID, req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
-	if len(svids) == 0 {
-		return nil, errors.New("the Workload API offered no X509-SVID; check the workload's registration entries")
-	}
-	if req.All {
-		return svids, nil
-	}
-	for _, s := range svids {
-		if (req.SPIFFEID.IsZero() || s.ID == req.SPIFFEID) && (req.Hint == "" || s.Hint == req.Hint) {
-			return []*x509svid.SVID{s}, nil
-		}
-	}
-	var offered []string
-	for _, s := range svids {
-		if s.Hint != "" {
-			offered = append(offered, fmt.Sprintf("%s (hint %q)", s.ID, s.Hint))
-		} else {
-			offered = append(offered, s.ID.String())
-		}
-	}
-	list := strings.Join(offered, ", ")
-	switch {
-	case !req.SPIFFEID.IsZero() && req.Hint != "":
-		return nil, fmt.Errorf("no X509-SVID with SPIFFE ID %q and hint %q among [%s]; check spiffe_id and hint", req.SPIFFEID, req.Hint, list)
-	case !req.SPIFFEID.IsZero():
-		return nil, fmt.Errorf("no X509-SVID with SPIFFE ID %q among [%s]; check spiffe_id", req.SPIFFEID, list)
-	default:
-		return nil, fmt.Errorf("no X509-SVID with hint %q among [%s]; check hint", req.Hint, list)
-	}
-}
-
 // Watch streams the X.509 context (when req.X509) and the JWT bundles
-// (when req.JWTBundles or req.JWT is set) over one client, calling update
-// with the X.509 part or the JWT bundles alone, and report with every
-// stream error; go-spiffe retries with backoff meanwhile. update and
-// report are never called concurrently. Watch returns nil when ctx is
-// done, after every goroutine it started has exited, or the error of a
-// stream that cannot be retried (InvalidArgument).
+// (when req.JWTBundles or req.JWT is set), calling update with the X.509
+// part selected per req or the JWT bundles alone, and report with every
+// stream error and every selection error; go-spiffe retries with backoff
+// meanwhile. Watch returns nil when ctx is done, the wrapped error of a
+// stream that cannot be retried (InvalidArgument), or an error once the
+// issuer is closed; it returns only after the goroutines it started or
+// stopped have exited.
+//
+// The streams are shared by every Watch call of the issuer: one X.509
+// context stream and one JWT bundles stream, started by the first caller
+// and stopped when the last one returns. A caller that joins a running
+// stream gets its latest state at once. update and report run on the
+// calling goroutine, so they are never called concurrently for one call;
+// they should return quickly (the agent's merge into its snapshot and a
+// non-blocking wake-up of its worker do), though a slow caller delays only
+// itself: it skips to the latest state of each stream. The credentials
+// passed to update share their SVIDs and bundles with the other callers
+// and must not be modified.
 func (i *Issuer) Watch(ctx context.Context, req *hostapi.IssueRequest, update func(*hostapi.Credentials), report func(error)) error {
 	if req == nil {
 		return errors.New("watching the Workload API: nil request")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := &watcher{i: i, ctx: ctx, req: req, update: update, report: report}
-
-	var (
-		wg       sync.WaitGroup
-		errMu    sync.Mutex
-		fatalErr error
-	)
-	run := func(what string, f func() error) {
-		wg.Go(func() {
-			err := f()
-			if ctx.Err() != nil {
-				return
-			}
-			// go-spiffe gives up only on errors it cannot retry.
-			errMu.Lock()
-			if fatalErr == nil {
-				fatalErr = i.wrap(what, err)
-			}
-			errMu.Unlock()
-			cancel()
-		})
-	}
+	sub := newSubscriber()
 	if req.X509 {
-		run("watching X509-SVIDs", func() error { return i.client.WatchX509Context(ctx, x509Watcher{w}) })
+		r, err := i.x509.join(sub)
+		if err != nil {
+			return fmt.Errorf("watching the Workload API at %s: %w", i.addr, err)
+		}
+		defer i.x509.leave(sub, r)
 	}
 	if req.JWTBundles || len(req.JWT) > 0 {
-		run("watching JWT bundles", func() error { return i.client.WatchJWTBundles(ctx, jwtBundleWatcher{w}) })
+		r, err := i.jwt.join(sub)
+		if err != nil {
+			return fmt.Errorf("watching the Workload API at %s: %w", i.addr, err)
+		}
+		defer i.jwt.leave(sub, r)
 	}
-	<-ctx.Done()
-	wg.Wait()
-	return fatalErr
-}
-
-// watcher serialises the callbacks of one Watch call.
-type watcher struct {
-	i      *Issuer
-	ctx    context.Context
-	req    *hostapi.IssueRequest
-	mu     sync.Mutex
-	update func(*hostapi.Credentials)
-	report func(error)
-}
-
-func (w *watcher) deliver(c *hostapi.Credentials) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ctx.Err() == nil {
-		w.update(c)
-	}
-}
-
-func (w *watcher) fail(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	// Cancellation by our own ctx is no failure.
-	if w.ctx.Err() == nil && err != nil {
-		w.report(err)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.wake:
+		}
+		evs, fatal := sub.take()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fatal != nil {
+			if errors.Is(fatal, errClosed) {
+				return fmt.Errorf("watching the Workload API at %s: %w", i.addr, fatal)
+			}
+			return fatal
+		}
+		for _, ev := range evs {
+			if ctx.Err() != nil {
+				return nil
+			}
+			i.deliver(ev, req, update, report)
+		}
 	}
 }
 
-type x509Watcher struct{ w *watcher }
+// deliver hands one event to a Watch caller.
+func (i *Issuer) deliver(ev event, req *hostapi.IssueRequest, update func(*hostapi.Credentials), report func(error)) {
+	switch ev.kind {
+	case x509Update:
+		snap := ev.val.(*x509Snapshot)
+		svids, err := snap.index.selectFor(req)
+		if err != nil {
+			report(fmt.Errorf("selecting an X509-SVID from the Workload API at %s: %w", i.addr, err))
+			return
+		}
+		update(&hostapi.Credentials{X509SVIDs: svids, X509Bundles: snap.bundles})
+	case jwtBundlesUpdate:
+		update(&hostapi.Credentials{JWTBundles: ev.val.(*jwtbundle.Set)})
+	case x509Error, jwtBundlesError:
+		report(ev.err)
+	}
+}
+
+type x509Watcher struct {
+	publish func(any)
+	report  func(error)
+}
 
 func (x x509Watcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
-	svids, err := selectX509SVIDs(c.SVIDs, x.w.req)
-	if err != nil {
-		x.w.fail(fmt.Errorf("selecting an X509-SVID from the Workload API at %s: %w", x.w.i.addr, err))
-		return
-	}
-	x.w.deliver(&hostapi.Credentials{X509SVIDs: svids, X509Bundles: c.Bundles})
+	x.publish(&x509Snapshot{bundles: c.Bundles, index: newX509Index(c.SVIDs)})
 }
 
-func (x x509Watcher) OnX509ContextWatchError(err error) {
-	x.w.fail(x.w.i.wrap("watching X509-SVIDs", err))
+func (x x509Watcher) OnX509ContextWatchError(err error) { x.report(err) }
+
+type jwtBundleWatcher struct {
+	publish func(any)
+	report  func(error)
 }
 
-type jwtBundleWatcher struct{ w *watcher }
+func (j jwtBundleWatcher) OnJWTBundlesUpdate(b *jwtbundle.Set) { j.publish(b) }
 
-func (j jwtBundleWatcher) OnJWTBundlesUpdate(b *jwtbundle.Set) {
-	j.w.deliver(&hostapi.Credentials{JWTBundles: b})
-}
-
-func (j jwtBundleWatcher) OnJWTBundlesWatchError(err error) {
-	j.w.fail(j.w.i.wrap("watching JWT bundles", err))
-}
+func (j jwtBundleWatcher) OnJWTBundlesWatchError(err error) { j.report(err) }
 
 // slogAdapter hands go-spiffe's client logs to slog at debug level: the
 // errors it logs reach the core through report, which logs them once.

@@ -1,0 +1,348 @@
+package workloadapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/svidagent/svidagent/hostapi"
+)
+
+// One Issuer serves every svid block that names it, and each block calls
+// Watch. A Workload API sends every stream the whole X.509 context, so one
+// stream per Watch call would make a rotation of N identities cost N
+// streams × N SVIDs parsed (quadratic; 1,000 identities took a minute and
+// GiBs). Instead an Issuer keeps one shared stream per kind (the X.509
+// context, the JWT bundles), started by the first subscriber and stopped
+// when the last one leaves, and fans each update out to the subscribers.
+// The stream's goroutine never runs a subscriber's callbacks: it posts to
+// each subscriber's mailbox, which keeps the latest event of each kind, and
+// the subscriber's Watch goroutine runs update and report. A slow
+// subscriber therefore delays only itself, and skips to the latest state.
+
+var errClosed = errors.New("the issuer is closed")
+
+// eventKind is what a subscriber's mailbox keeps one of.
+type eventKind uint8
+
+const (
+	x509Update eventKind = iota
+	x509Error
+	jwtBundlesUpdate
+	jwtBundlesError
+)
+
+// event is an update (val, a *x509Snapshot or a *jwtbundle.Set) or a
+// stream error (err, wrapped for the operator).
+type event struct {
+	kind eventKind
+	val  any
+	err  error
+}
+
+// subscriber is the mailbox of one Watch call.
+type subscriber struct {
+	wake chan struct{} // buffered 1: something was posted
+
+	mu      sync.Mutex
+	pending []event // at most one per kind, oldest first
+	spare   []event // the previous pending, reused
+	fatal   error   // ends the Watch call
+}
+
+func newSubscriber() *subscriber { return &subscriber{wake: make(chan struct{}, 1)} }
+
+func (s *subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// post queues ev, replacing a pending event of the same kind: the
+// subscriber sees the latest state, in the order the kinds last changed.
+func (s *subscriber) post(ev event) {
+	s.mu.Lock()
+	if s.fatal == nil {
+		s.pending = slices.DeleteFunc(s.pending, func(e event) bool { return e.kind == ev.kind })
+		s.pending = append(s.pending, ev)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// fail ends the subscriber's Watch with err; pending events are dropped.
+func (s *subscriber) fail(err error) {
+	s.mu.Lock()
+	if s.fatal == nil {
+		s.fatal = err
+		s.pending = s.pending[:0]
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// take returns the pending events, which stay valid until the next take,
+// and the fatal error, if any.
+func (s *subscriber) take() ([]event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs := s.pending
+	clear(s.spare)
+	s.pending, s.spare = s.spare[:0], evs
+	return evs, s.fatal
+}
+
+// run is one life of a shared stream: the go-spiffe watch loop, from the
+// first subscriber until the last leaves, Close, or an error go-spiffe
+// cannot retry.
+type run struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the goroutine has exited
+}
+
+// stream is a shared Workload API stream and its subscribers.
+type stream struct {
+	what     string // "watching X509-SVIDs", for errors
+	upd, bad eventKind
+	base     context.Context // the issuer's lifetime
+	wrap     func(what string, err error) error
+	// watch runs go-spiffe's watch until ctx is done or it gives up,
+	// calling publish and report.
+	watch func(ctx context.Context, publish func(any), report func(error)) error
+
+	mu        sync.Mutex
+	closed    bool
+	subs      map[*subscriber]struct{}
+	cur       *run
+	latest    any   // the current run's last update; nil before the first
+	latestErr error // the current run's last error since that update
+}
+
+func newStream(base context.Context, what string, upd, bad eventKind, wrap func(string, error) error,
+	watch func(ctx context.Context, publish func(any), report func(error)) error) *stream {
+	return &stream{what: what, upd: upd, bad: bad, base: base, wrap: wrap, watch: watch, subs: map[*subscriber]struct{}{}}
+}
+
+// join subscribes sub, starting the stream if it is the first, and posts
+// the latest state to it at once. It returns the run that sub joined, for
+// leave.
+func (s *stream) join(sub *subscriber) (*run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	s.subs[sub] = struct{}{}
+	if s.cur == nil {
+		s.cur = s.startLocked()
+		return s.cur, nil
+	}
+	if s.latest != nil {
+		sub.post(event{kind: s.upd, val: s.latest})
+	}
+	if s.latestErr != nil {
+		sub.post(event{kind: s.bad, err: s.latestErr})
+	}
+	return s.cur, nil
+}
+
+// leave unsubscribes sub, stops the stream if sub was the last, and waits
+// until the goroutine of joined has exited unless joined still serves
+// other subscribers.
+func (s *stream) leave(sub *subscriber, joined *run) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	if len(s.subs) == 0 && s.cur != nil {
+		s.cur.cancel()
+		s.resetLocked()
+	}
+	live := s.cur
+	s.mu.Unlock()
+	if joined != live {
+		<-joined.done
+	}
+}
+
+// close stops the stream for good: every subscriber's Watch ends with
+// errClosed. It waits until the goroutine has exited.
+func (s *stream) close() {
+	s.mu.Lock()
+	s.closed = true
+	r := s.cur
+	if r != nil {
+		r.cancel()
+		s.resetLocked()
+	}
+	for sub := range s.subs {
+		sub.fail(errClosed)
+	}
+	s.mu.Unlock()
+	if r != nil {
+		<-r.done
+	}
+}
+
+func (s *stream) resetLocked() {
+	s.cur, s.latest, s.latestErr = nil, nil, nil
+}
+
+func (s *stream) startLocked() *run {
+	ctx, cancel := context.WithCancel(s.base)
+	r := &run{ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		err := s.watch(ctx, func(v any) { s.publish(r, v) }, func(err error) { s.report(r, err) })
+		s.ended(r, err)
+	}()
+	return r
+}
+
+// publish fans an update of run r out to every subscriber.
+func (s *stream) publish(r *run, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != r {
+		return // stopped meanwhile
+	}
+	s.latest, s.latestErr = v, nil
+	for sub := range s.subs {
+		sub.post(event{kind: s.upd, val: v})
+	}
+}
+
+// report fans a stream error of run r out to every subscriber; go-spiffe
+// retries meanwhile.
+func (s *stream) report(r *run, err error) {
+	if r.ctx.Err() != nil || err == nil {
+		return // our own cancellation is no failure
+	}
+	err = s.wrap(s.what, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != r {
+		return
+	}
+	s.latestErr = err
+	for sub := range s.subs {
+		sub.post(event{kind: s.bad, err: err})
+	}
+}
+
+// ended handles the end of run r's watch: unless r was stopped, go-spiffe
+// gave up (an error it cannot retry), which ends every subscriber's Watch.
+// The next subscriber starts a new run.
+func (s *stream) ended(r *run, err error) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		err = errors.New("the stream ended")
+	}
+	err = s.wrap(s.what, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != r {
+		return
+	}
+	r.cancel()
+	s.resetLocked()
+	for sub := range s.subs {
+		sub.fail(err)
+	}
+}
+
+// x509Snapshot is one X.509 context, indexed once for every subscriber's
+// selection.
+type x509Snapshot struct {
+	bundles *x509bundle.Set
+	index   *x509Index
+}
+
+// x509Index finds the X509-SVIDs an IssueRequest selects in O(matches)
+// instead of a scan of all of them: see selectFor.
+type x509Index struct {
+	svids  []*x509svid.SVID
+	byID   map[spiffeid.ID]int // the first SVID with the ID
+	next   []int               // the next SVID with the same ID, or -1
+	byHint map[string]int      // the first SVID with the hint
+}
+
+func newX509Index(svids []*x509svid.SVID) *x509Index {
+	x := &x509Index{
+		svids:  svids,
+		byID:   make(map[spiffeid.ID]int, len(svids)),
+		next:   make([]int, len(svids)),
+		byHint: map[string]int{},
+	}
+	// Backwards, so that the first of each ID and hint wins.
+	for i := len(svids) - 1; i >= 0; i-- {
+		s := svids[i]
+		x.next[i] = -1
+		if j, ok := x.byID[s.ID]; ok {
+			x.next[i] = j
+		}
+		x.byID[s.ID] = i
+		if s.Hint != "" {
+			x.byHint[s.Hint] = i
+		}
+	}
+	return x
+}
+
+// selectFor picks the X509-SVIDs req asks for among those offered, in the
+// order offered: all of them with req.All; else the first whose SPIFFE ID
+// equals req.SPIFFEID (and whose hint equals req.Hint, when both are set);
+// else the first whose hint equals req.Hint; else the first. The slice
+// returned is the caller's; the SVIDs are shared and must not be modified.
+func (x *x509Index) selectFor(req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
+	if len(x.svids) == 0 {
+		return nil, errors.New("the Workload API offered no X509-SVID; check the workload's registration entries")
+	}
+	switch {
+	case req.All:
+		return slices.Clone(x.svids), nil
+	case !req.SPIFFEID.IsZero():
+		if j, ok := x.byID[req.SPIFFEID]; ok {
+			for ; j >= 0; j = x.next[j] {
+				if req.Hint == "" || x.svids[j].Hint == req.Hint {
+					return []*x509svid.SVID{x.svids[j]}, nil
+				}
+			}
+		}
+	case req.Hint != "":
+		if j, ok := x.byHint[req.Hint]; ok {
+			return []*x509svid.SVID{x.svids[j]}, nil
+		}
+	default:
+		return []*x509svid.SVID{x.svids[0]}, nil
+	}
+	return nil, x.notFound(req)
+}
+
+func (x *x509Index) notFound(req *hostapi.IssueRequest) error {
+	offered := make([]string, 0, len(x.svids))
+	for _, s := range x.svids {
+		if s.Hint != "" {
+			offered = append(offered, fmt.Sprintf("%s (hint %q)", s.ID, s.Hint))
+		} else {
+			offered = append(offered, s.ID.String())
+		}
+	}
+	list := strings.Join(offered, ", ")
+	switch {
+	case !req.SPIFFEID.IsZero() && req.Hint != "":
+		return fmt.Errorf("no X509-SVID with SPIFFE ID %q and hint %q among [%s]; check spiffe_id and hint", req.SPIFFEID, req.Hint, list)
+	case !req.SPIFFEID.IsZero():
+		return fmt.Errorf("no X509-SVID with SPIFFE ID %q among [%s]; check spiffe_id", req.SPIFFEID, list)
+	default:
+		return fmt.Errorf("no X509-SVID with hint %q among [%s]; check hint", req.Hint, list)
+	}
+}
