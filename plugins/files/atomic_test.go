@@ -8,7 +8,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -279,4 +282,232 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// errSyncInjected is the failure the tests inject into a Write's fsyncs.
+var errSyncInjected = errors.New("injected fsync failure")
+
+// syncLabel names the file or directory a Write fsyncs, relative to dir,
+// with the random parts of transient and version names replaced, so that
+// two Writes of the same set give the same labels: the temporary file of
+// svid.pem is "svid.pem.TMP", svid.pem in a new version directory
+// "VERSION/svid.pem".
+func syncLabel(dir, path string) string {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil {
+		return path
+	}
+	rel = tmpName.ReplaceAllString(rel, "$1.TMP")
+	return versionName.ReplaceAllString(rel, "VERSION")
+}
+
+var (
+	tmpName     = regexp.MustCompile(`\.([^/]+)\.[0-9a-f]{12}\.svidagent-tmp$`)
+	versionName = regexp.MustCompile(`^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+`)
+)
+
+// fsLog records, in order, the fsyncs and renames of a Write. Fsyncs run
+// concurrently, hence the lock.
+type fsLog struct {
+	mu     sync.Mutex
+	events []string // "sync <label>" or "rename <label> <label>"
+}
+
+func (l *fsLog) add(ev string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+// record makes w log its fsyncs and renames (which it still performs) to l.
+func (l *fsLog) record(w *files.Writer, dir string) {
+	files.SetSync(w, func(f *os.File) error {
+		l.add("sync " + syncLabel(dir, f.Name()))
+		return f.Sync()
+	})
+	files.SetRename(w, func(o, n string) error {
+		l.add("rename " + syncLabel(dir, o) + " " + syncLabel(dir, n))
+		return os.Rename(o, n)
+	})
+}
+
+// TestSyncOrder checks the durability order of a Write, from its fsyncs
+// and renames: every new file (and, in the data layout, the new version
+// directory) is fsynced before the first rename that exposes it, and
+// every directory a rename changed is fsynced after the last rename, so
+// that when Write returns the new files are durable and a crash at any
+// point leaves each file complete, old or new.
+func TestSyncOrder(t *testing.T) {
+	p := newPKI(t)
+	for _, layout := range []string{files.LayoutFlat, files.LayoutData, files.LayoutSPIFFEFS} {
+		t.Run(layout, func(t *testing.T) {
+			cfg := files.DefaultConfig()
+			cfg.Dir = t.TempDir()
+			cfg.Layout = layout
+			cfg.CombinedFileName = "combined.pem"
+			w, err := files.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+				t.Fatal(err)
+			}
+			var l fsLog
+			l.record(w, cfg.Dir)
+			if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+				t.Fatal(err)
+			}
+			firstRename, lastRename := -1, -1
+			synced := map[string]int{} // label -> index of its fsync
+			for i, ev := range l.events {
+				if strings.HasPrefix(ev, "rename ") {
+					if firstRename < 0 {
+						firstRename = i
+					}
+					lastRename = i
+				} else {
+					synced[strings.TrimPrefix(ev, "sync ")] = i
+				}
+			}
+			if firstRename < 0 {
+				t.Fatalf("no rename in %q", l.events)
+			}
+			var before []string // what must be durable before the first rename
+			switch layout {
+			case files.LayoutData:
+				before = []string{"VERSION", "VERSION/svid.pem", "VERSION/svid_key.pem", "VERSION/svid_bundle.pem", "VERSION/combined.pem", "VERSION/jwt_svid.token"}
+			case files.LayoutFlat:
+				before = []string{"svid.pem.TMP", "svid_key.pem.TMP", "svid_bundle.pem.TMP", "combined.pem.TMP", "jwt_svid.token.TMP"}
+			case files.LayoutSPIFFEFS:
+				before = []string{files.CredentialBundleName + ".TMP", "example.org" + files.TrustBundleSuffix + ".TMP", "other.org" + files.TrustBundleSuffix + ".TMP", "jwt_svid.token.TMP"}
+			}
+			for _, label := range before {
+				if i, ok := synced[label]; !ok || i > firstRename {
+					t.Errorf("%s: fsynced at event %d (found %v), want before the first rename at %d; events %q", label, i, ok, firstRename, l.events)
+				}
+			}
+			if i, ok := synced["."]; !ok || i < lastRename {
+				t.Errorf("the directory: fsynced at event %d (found %v), want after the last rename at %d; events %q", i, ok, lastRename, l.events)
+			}
+		})
+	}
+}
+
+// TestFailedSyncLeavesPreviousFiles fails each fsync of a Write in turn
+// (files and directories; they run concurrently, so each is picked by
+// name, not by position) and checks that the Write reports it and that
+// the directory is byte-for-byte as the previous Write left it, with no
+// temporary or backup file: a failed fsync of one file rolls back all.
+func TestFailedSyncLeavesPreviousFiles(t *testing.T) {
+	p := newPKI(t)
+	for _, layout := range []string{files.LayoutFlat, files.LayoutData, files.LayoutSPIFFEFS} {
+		t.Run(layout, func(t *testing.T) {
+			cfg := files.DefaultConfig()
+			cfg.Layout = layout
+			cfg.JWTBundleFileName = "jwt_bundle.json"
+			cfg.CombinedFileName = "combined.pem"
+
+			// The fsyncs of a successful second Write.
+			probe := *cfg
+			probe.Dir = t.TempDir()
+			pw, err := files.New(&probe, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pw.Write(context.Background(), p.set(t)); err != nil {
+				t.Fatal(err)
+			}
+			var l fsLog
+			l.record(pw, probe.Dir)
+			if _, err := pw.Write(context.Background(), p.set(t)); err != nil {
+				t.Fatal(err)
+			}
+			var labels []string
+			for _, ev := range l.events {
+				if label, ok := strings.CutPrefix(ev, "sync "); ok {
+					labels = append(labels, label)
+				}
+			}
+			if len(labels) < 3 {
+				t.Fatalf("a Write did only these fsyncs: %q", labels)
+			}
+
+			for _, fail := range labels {
+				t.Run(fail, func(t *testing.T) {
+					c := *cfg
+					c.Dir = t.TempDir()
+					w, err := files.New(&c, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+						t.Fatal(err)
+					}
+					before := snapshot(t, c.Dir)
+
+					var failed atomic.Int32
+					files.SetSync(w, func(f *os.File) error {
+						if syncLabel(c.Dir, f.Name()) == fail {
+							failed.Add(1)
+							return errSyncInjected
+						}
+						return f.Sync()
+					})
+					if _, err := w.Write(context.Background(), p.set(t)); !errors.Is(err, errSyncInjected) {
+						t.Fatalf("Write error = %v, want the injected failure", err)
+					}
+					if n := failed.Load(); n != 1 {
+						t.Errorf("the fsync of %s was attempted %d times, want 1", fail, n)
+					}
+					after := snapshot(t, c.Dir)
+					if !maps.Equal(before, after) {
+						for k, v := range after {
+							if before[k] != v {
+								t.Errorf("%s changed or appeared", k)
+							}
+						}
+						for k := range before {
+							if _, ok := after[k]; !ok {
+								t.Errorf("%s disappeared", k)
+							}
+						}
+					}
+					if tr := transients(t, c.Dir); len(tr) > 0 {
+						t.Errorf("transient files left: %v", tr)
+					}
+
+					// The writer is not stuck: the next Write succeeds.
+					files.SetSync(w, (*os.File).Sync)
+					if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+						t.Fatalf("Write after the failed one: %v", err)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestFailedFirstWriteSync fails the last fsync of a first Write in the
+// data layout, the one after "..data" was created: nothing may remain.
+func TestFailedFirstWriteSync(t *testing.T) {
+	p := newPKI(t)
+	cfg := files.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	cfg.Layout = files.LayoutData
+	w, err := files.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files.SetSync(w, func(f *os.File) error {
+		if f.Name() == cfg.Dir {
+			return errSyncInjected
+		}
+		return f.Sync()
+	})
+	if _, err := w.Write(context.Background(), p.set(t)); !errors.Is(err, errSyncInjected) {
+		t.Fatalf("Write error = %v, want the injected failure", err)
+	}
+	if s := snapshot(t, cfg.Dir); len(s) != 1 { // only "."
+		t.Errorf("a failed first Write left %v", keys(s))
+	}
 }

@@ -24,17 +24,21 @@ const (
 // writeData writes the data layout, the way Kubernetes' AtomicWriter does:
 //
 //  1. write every file to a new version directory "..<timestamp>.<random>"
-//     in Dir, with its mode, and fsync the files and the directory;
+//     in Dir, with its mode, and fsync the files and the directory, all at
+//     once (see syncAll);
 //  2. create the user-visible symlink "<name> -> ..data/<name>" of every
 //     name that does not exist yet (dangling until step 3);
 //  3. point a new "..data_tmp" symlink at the version directory and rename
-//     it over "..data": the one atomic step that publishes the new set;
+//     it over "..data": the one atomic step that publishes the new set,
+//     and fsync Dir;
 //  4. turn any user-visible name that is not the right symlink (a regular
 //     file left by the flat layout) into one, remove the symlinks of names
 //     the new set lacks, and remove the old version directories.
 //
-// A failure before step 3 removes what the Write created and leaves the
-// published set as it was.
+// A failure up to the fsync of Dir in step 3 points "..data" back at the
+// previous version (if the swap was made), removes what the Write created
+// and leaves the published set as it was. Like a flat commit, a rotation
+// waits for two rounds of fsync: the new version, then the swap.
 func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 	dir := w.cfg.Dir
 	dataLink := filepath.Join(dir, DataDirName)
@@ -58,10 +62,18 @@ func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 		return nil, fmt.Errorf("creating a version directory: %w", err)
 	}
 	var created []string // user-visible symlinks this Write created
-	swapped := false
+	// swapped: "..data" points at version; published: and that is durable,
+	// past the point of rolling back.
+	swapped, published := false, false
 	defer func() {
-		if err == nil || swapped {
+		if err == nil || published {
 			return
+		}
+		if swapped {
+			if rerr := restoreDataLink(dir, oldVersion); rerr != nil {
+				err = errors.Join(err, rerr)
+				return // version is what "..data" points at: keep it
+			}
 		}
 		for _, p := range created {
 			_ = os.Remove(p)
@@ -72,12 +84,23 @@ func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 	if err = os.Chmod(version, 0o755); err != nil {
 		return nil, fmt.Errorf("setting the mode of %q: %w", version, err)
 	}
+	staged := make([]*os.File, 0, len(entries)+1)
 	for _, e := range entries {
-		if err = writeNew(filepath.Join(version, e.name), e.data, e.mode); err != nil {
-			return nil, fmt.Errorf("writing %q: %w", e.name, err)
+		f, werr := writeNew(filepath.Join(version, e.name), e.data, e.mode)
+		if werr != nil {
+			closeAll(staged)
+			return nil, fmt.Errorf("writing %q: %w", e.name, werr)
 		}
+		staged = append(staged, f)
 	}
-	if err = syncDir(version); err != nil {
+	// The files and the version directory's entries, in one round: the
+	// version is durable before anything points at it.
+	vd, err := os.Open(version)
+	if err != nil {
+		closeAll(staged)
+		return nil, fmt.Errorf("syncing directory %q: %w", version, err)
+	}
+	if err = w.syncAll(append(staged, vd)); err != nil {
 		return nil, err
 	}
 
@@ -116,9 +139,10 @@ func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 		return nil, fmt.Errorf("swapping %q: %w", dataLink, err)
 	}
 	swapped = true
-	if err = syncDir(dir); err != nil {
+	if err = w.syncDirs(dir); err != nil {
 		return nil, err
 	}
+	published = true
 
 	// The new set is published; what follows tidies up. A failure to fix a
 	// user-visible name is an error (that name is not delivered), a
@@ -146,7 +170,7 @@ func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 	}
 	w.removeOldVersions(dir, filepath.Base(version))
 	if len(fix) > 0 {
-		if serr := syncDir(dir); serr != nil {
+		if serr := w.syncDirs(dir); serr != nil {
 			errs = append(errs, serr)
 		}
 	}
@@ -157,6 +181,28 @@ func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 		paths = append(paths, filepath.Join(dir, e.name))
 	}
 	return paths, nil
+}
+
+// restoreDataLink points dir's "..data" back at oldVersion, or removes it
+// when there was none (the failed Write was the first), undoing a swap.
+func restoreDataLink(dir, oldVersion string) error {
+	dataLink := filepath.Join(dir, DataDirName)
+	if oldVersion == "" {
+		if err := os.Remove(dataLink); err != nil {
+			return fmt.Errorf("restoring %q: %w", dataLink, err)
+		}
+		return nil
+	}
+	tmpLink := filepath.Join(dir, dataTmpName)
+	_ = os.Remove(tmpLink)
+	if err := os.Symlink(oldVersion, tmpLink); err != nil {
+		return fmt.Errorf("restoring %q: %w", dataLink, err)
+	}
+	if err := os.Rename(tmpLink, dataLink); err != nil {
+		_ = os.Remove(tmpLink)
+		return fmt.Errorf("restoring %q: %w", dataLink, err)
+	}
+	return nil
 }
 
 // replaceWithSymlink atomically replaces dir/name with a symlink to target.

@@ -39,6 +39,9 @@ type Writer struct {
 	// rename replaces a target during a commit. It is os.Rename, swapped
 	// by tests to force a failure in the middle of a commit.
 	rename func(oldpath, newpath string) error
+	// sync makes a file or directory durable. It is (*os.File).Sync,
+	// swapped by tests to force a failure in any of a Write's fsyncs.
+	sync func(*os.File) error
 
 	mu sync.Mutex // serialises Write
 }
@@ -58,7 +61,7 @@ func New(cfg *Config, logger *slog.Logger) (*Writer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{cfg: *cfg, log: logger, rename: os.Rename}, nil
+	return &Writer{cfg: *cfg, log: logger, rename: os.Rename, sync: (*os.File).Sync}, nil
 }
 
 // Write delivers set to the configured directory in the configured layout.
