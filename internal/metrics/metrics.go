@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,13 @@ type Metrics struct {
 	buildInfo      *prometheus.GaugeVec
 	plugins        *pluginCounters
 	version        string
+
+	// expiryMu guards expirySeries: per svid block, the (spiffe_id, type)
+	// label values of its expiry series, so that a delivery replaces them
+	// in O(its identities) (DeletePartialMatch scans every block's series,
+	// which made rotating N blocks O(N²)).
+	expiryMu     sync.Mutex
+	expirySeries map[string][][2]string
 }
 
 // New returns the metrics of one agent on a fresh registry, with the build
@@ -120,7 +128,8 @@ func New(version string) *Metrics {
 			Namespace: Namespace, Subsystem: "build", Name: "info",
 			Help: "Always 1; the labels carry the agent's version and the Go version it was built with.",
 		}, []string{"version", "goversion"}),
-		plugins: newPluginCounters(),
+		plugins:      newPluginCounters(),
+		expirySeries: map[string][][2]string{},
 	}
 	m.reg.MustRegister(
 		m.svidExpiry, m.rotations, m.writeDuration, m.notifyDuration, m.errors,
@@ -163,13 +172,27 @@ func (m *Metrics) SVIDExpiry(svid string, x509, jwt map[string]time.Time) {
 	if m == nil {
 		return
 	}
-	m.svidExpiry.DeletePartialMatch(prometheus.Labels{"svid": svid})
+	m.expiryMu.Lock()
+	defer m.expiryMu.Unlock()
+	for _, old := range m.expirySeries[svid] {
+		now := x509
+		if old[1] == TypeJWT {
+			now = jwt
+		}
+		if _, kept := now[old[0]]; !kept {
+			m.svidExpiry.DeleteLabelValues(svid, old[0], old[1])
+		}
+	}
+	series := make([][2]string, 0, len(x509)+len(jwt))
 	for id, t := range x509 {
 		m.svidExpiry.WithLabelValues(svid, id, TypeX509).Set(float64(t.UnixNano()) / 1e9)
+		series = append(series, [2]string{id, TypeX509})
 	}
 	for id, t := range jwt {
 		m.svidExpiry.WithLabelValues(svid, id, TypeJWT).Set(float64(t.UnixNano()) / 1e9)
+		series = append(series, [2]string{id, TypeJWT})
 	}
+	m.expirySeries[svid] = series
 }
 
 // Rotation counts a delivery of new credentials by the svid block.
@@ -271,6 +294,9 @@ func (m *Metrics) ForgetSVID(svid string) {
 	if m == nil {
 		return
 	}
+	m.expiryMu.Lock()
+	defer m.expiryMu.Unlock()
+	delete(m.expirySeries, svid)
 	l := prometheus.Labels{"svid": svid}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int

@@ -276,3 +276,34 @@ func TestHammer(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSVIDExpiryReplacesOnlyItsOwnSeries delivers to two svid blocks: a
+// delivery drops the block's series it no longer carries (an ID, or a type
+// of an ID) and leaves the other block's alone.
+func TestSVIDExpiryReplacesOnlyItsOwnSeries(t *testing.T) {
+	m := metrics.New("v1")
+	exp := time.Unix(2_000_000_000, 0)
+	a, b := "spiffe://td/a", "spiffe://td/b"
+	m.SVIDExpiry("one", map[string]time.Time{a: exp, b: exp}, map[string]time.Time{a: exp})
+	m.SVIDExpiry("two", map[string]time.Time{a: exp}, nil)
+	m.SVIDExpiry("one", map[string]time.Time{a: exp.Add(time.Hour)}, nil)
+
+	fams := scrape(t, m)
+	series := func(svid, id, typ string) (float64, bool) {
+		return value(fams, "svidagent_svid_expiry_timestamp_seconds", map[string]string{"svid": svid, "spiffe_id": id, "type": typ})
+	}
+	if v, ok := series("one", a, metrics.TypeX509); !ok || v != float64(exp.Add(time.Hour).Unix()) {
+		t.Errorf("one/a/x509 = %v, %v; want the new expiry", v, ok)
+	}
+	for _, gone := range [][2]string{{b, metrics.TypeX509}, {a, metrics.TypeJWT}} {
+		if _, ok := series("one", gone[0], gone[1]); ok {
+			t.Errorf("one/%s/%s is still exported after a delivery without it", gone[0], gone[1])
+		}
+	}
+	if v, ok := series("two", a, metrics.TypeX509); !ok || v != float64(exp.Unix()) {
+		t.Errorf("two/a/x509 = %v, %v; want it untouched by one's delivery", v, ok)
+	}
+	if n := len(fams["svidagent_svid_expiry_timestamp_seconds"].GetMetric()); n != 2 {
+		t.Errorf("%d expiry series, want 2", n)
+	}
+}
