@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -64,54 +65,69 @@ func (d *deliveryCounter) wait(tb testing.TB, n int, timeout time.Duration) {
 // BenchmarkScaleInProcess is TestScale in-process, so that it can be
 // profiled: the real workloadapi issuer and files writer, N svid blocks,
 // the fake Workload API serving N X509-SVIDs. One op is one push that
-// replaces all N SVIDs, until all N deliveries are logged.
+// replaces all N SVIDs, until all N deliveries are logged. The files go
+// to the disk (os.TempDir) and, where /dev/shm exists, to tmpfs.
 //
-//	SVIDAGENT_BENCH=1 go test -run '^$' -bench 'ScaleInProcess/n=300' -benchtime 3x -cpuprofile /tmp/scale.cpu ./bench/
-//	go tool pprof -top /tmp/scale.cpu
+//	SVIDAGENT_BENCH=1 go test -run '^$' -bench 'ScaleInProcess/fs=tmpfs/n=1000' -benchtime 3x -cpuprofile /tmp/scale.cpu -o /tmp/bench.test ./bench/
+//	go tool pprof -top -cum /tmp/bench.test /tmp/scale.cpu
 func BenchmarkScaleInProcess(b *testing.B) {
-	for _, n := range []int{10, 100, 300} {
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			td := spiffeid.RequireTrustDomainFromString("example.org")
-			ca := testca.New(b, td)
-			bundles := x509bundle.NewSet(ca.X509Bundle())
-			ids := make([]spiffeid.ID, n)
-			for i := range ids {
-				ids[i] = spiffeid.RequireFromPath(td, fmt.Sprintf("/w%04d", i))
-			}
-			sets := make([][]*x509svid.SVID, b.N+1)
-			for r := range sets {
-				sets[r] = make([]*x509svid.SVID, n)
-				for i, id := range ids {
-					sets[r][i] = ca.X509SVID(b, id)
-				}
-			}
-			srv := fakeworkloadapi.New(b)
-			srv.SetX509(sets[0], bundles)
-			base := b.TempDir()
-			var src strings.Builder
-			fmt.Fprintf(&src, "issuer \"wapi\" {\n  type = \"workloadapi\"\n  address = %q\n}\n", srv.Addr())
-			for i, id := range ids {
-				fmt.Fprintf(&src, "svid \"w%04d\" {\n  spiffe_id = %q\n  writer \"files\" {\n    dir = %q\n  }\n}\n",
-					i, id.String(), fmt.Sprintf("%s/out/w%04d", base, i))
-			}
-			cfg, err := config.Parse([]byte(src.String()), "agent.hcl")
-			if err != nil {
-				b.Fatal(err)
-			}
-			cfg.DaemonMode = true
-			dc := &deliveryCounter{changed: make(chan struct{})}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- agent.New(cfg, agent.WithLogger(slog.New(dc))).Run(ctx) }()
-			defer func() { cancel(); <-done }()
-			dc.wait(b, n, 2*time.Minute)
-			b.ResetTimer()
-			for r := 1; r <= b.N; r++ {
-				srv.SetX509(sets[r], bundles)
-				dc.wait(b, n*(r+1), 2*time.Minute)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(srv.Streams(fakeworkloadapi.FetchX509SVID)), "x509-streams")
-		})
+	type fsys struct{ name, base string }
+	filesystems := []fsys{{"disk", os.TempDir()}}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		filesystems = append(filesystems, fsys{"tmpfs", "/dev/shm"})
 	}
+	for _, fs := range filesystems {
+		for _, n := range []int{10, 100, 300, 1000} {
+			b.Run(fmt.Sprintf("fs=%s/n=%d", fs.name, n), func(b *testing.B) { benchScale(b, fs.base, n) })
+		}
+	}
+}
+
+func benchScale(b *testing.B, dir string, n int) {
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	ca := testca.New(b, td)
+	bundles := x509bundle.NewSet(ca.X509Bundle())
+	ids := make([]spiffeid.ID, n)
+	for i := range ids {
+		ids[i] = spiffeid.RequireFromPath(td, fmt.Sprintf("/w%04d", i))
+	}
+	sets := make([][]*x509svid.SVID, b.N+1)
+	for r := range sets {
+		sets[r] = make([]*x509svid.SVID, n)
+		for i, id := range ids {
+			sets[r][i] = ca.X509SVID(b, id)
+		}
+	}
+	srv := fakeworkloadapi.New(b)
+	srv.SetX509(sets[0], bundles)
+	base, err := os.MkdirTemp(dir, "svidagent-scale-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(base) })
+	var src strings.Builder
+	fmt.Fprintf(&src, "issuer \"wapi\" {\n  type = \"workloadapi\"\n  address = %q\n}\n", srv.Addr())
+	for i, id := range ids {
+		fmt.Fprintf(&src, "svid \"w%04d\" {\n  spiffe_id = %q\n  writer \"files\" {\n    dir = %q\n  }\n}\n",
+			i, id.String(), fmt.Sprintf("%s/out/w%04d", base, i))
+	}
+	cfg, err := config.Parse([]byte(src.String()), "agent.hcl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.DaemonMode = true
+	dc := &deliveryCounter{changed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.New(cfg, agent.WithLogger(slog.New(dc))).Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	dc.wait(b, n, 2*time.Minute)
+	b.ResetTimer()
+	for r := 1; r <= b.N; r++ {
+		srv.SetX509(sets[r], bundles)
+		dc.wait(b, n*(r+1), 2*time.Minute)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(srv.Streams(fakeworkloadapi.FetchX509SVID)), "x509-streams")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/identity")
 }
