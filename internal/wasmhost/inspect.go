@@ -60,11 +60,11 @@ func Inspect(ctx context.Context, path, cacheDir string) (Info, error) {
 	if err != nil {
 		return info, err
 	}
-	p, err := compile(ctx, r, code)
+	p, err := compile(ctx, r, code, sum)
 	if err != nil {
 		return info, err
 	}
-	p.log, p.sha256 = r.Logger, sum
+	p.log = r.Logger
 	defer p.Close()
 	info.Exports, info.ABIVersions = nil, nil
 	for name := range p.compiled.ExportedFunctions() {

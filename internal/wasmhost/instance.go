@@ -11,7 +11,9 @@ import (
 
 	"github.com/svidagent/svidagent/internal/envelope"
 	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"google.golang.org/grpc/codes"
 )
 
@@ -22,6 +24,7 @@ const maxLineBytes = 4096
 // instance is one live module instance and the state its host functions
 // need. It is used by one call at a time (Plugin.mu).
 type instance struct {
+	svc               *hostsvc.Services // the plugin's grants
 	mod               api.Module
 	mem               api.Memory
 	alloc, free, call api.Function
@@ -85,6 +88,7 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.callTimeout)
 	defer cancel()
 	inst := &instance{
+		svc:    p.svc,
 		stdout: &lineWriter{logger: p.svc.Logger, level: slog.LevelInfo, stream: "stdout"},
 		stderr: &lineWriter{logger: p.svc.Logger, level: slog.LevelWarn, stream: "stderr"},
 	}
@@ -95,7 +99,7 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 		WithStderr(inst.stderr).
 		WithNanosleep(inst.sleep)
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, cfg)
+	mod, err := p.eng.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, p.mem), p.compiled, cfg)
 	if err != nil {
 		return nil, errorf(codes.Internal, "plugin %q: instantiating: %v", p.cfg.Name, err)
 	}
@@ -117,40 +121,43 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// instantiateHost instantiates the svidagent_host_v1 module (ABI.md §5).
-// Its functions find their instance through the call's context.
-func (p *Plugin) instantiateHost(ctx context.Context) error {
+// instantiateHost instantiates the svidagent_host_v1 module (ABI.md §5) in
+// an engine's runtime, once for all its plugins. Its functions find the
+// calling instance, and through it the plugin's grants, in the context of
+// the host's call into the guest (instanceKey); without one they refuse.
+func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	_, err := p.rt.NewHostModuleBuilder("svidagent_host_v1").
+	_, err := rt.NewHostModuleBuilder("svidagent_host_v1").
 		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostLog), []api.ValueType{i32, i32, i32}, nil).
+		WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").
 		Export("log").
 		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostCall), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(api.GoModuleFunc(hostCall), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("ptr", "len").
 		Export("call").
 		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostTake), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(api.GoModuleFunc(hostTake), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("ptr", "len").
 		Export("take").
 		Instantiate(ctx)
 	return err
 }
 
-func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
+func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	level, ptr, n := int32(uint32(stack[0])), uint32(stack[1]), uint32(stack[2])
-	if ctx.Err() != nil {
+	inst, _ := ctx.Value(instanceKey{}).(*instance)
+	if inst == nil || ctx.Err() != nil {
 		return
 	}
 	b, ok := m.Memory().Read(ptr, n)
 	if !ok {
 		return
 	}
-	p.svc.Logger.Line(ctx, slog.Level(level), string(b))
+	inst.svc.Logger.Line(ctx, slog.Level(level), string(b))
 }
 
-func (p *Plugin) hostCall(ctx context.Context, m api.Module, stack []uint64) {
+func hostCall(ctx context.Context, m api.Module, stack []uint64) {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	inst, _ := ctx.Value(instanceKey{}).(*instance)
 	stack[0] = uint64(uint32(0xffffffff)) // -1
@@ -170,14 +177,14 @@ func (p *Plugin) hostCall(ctx context.Context, m api.Module, stack []uint64) {
 	if err := ctx.Err(); err != nil {
 		resp = envelope.EncodeResponse(uint32(codes.DeadlineExceeded), "the call's deadline has passed", nil)
 	} else {
-		code, msg, out := p.svc.Handle(ctx, "/"+method, payload)
+		code, msg, out := inst.svc.Handle(ctx, "/"+method, payload)
 		resp = envelope.EncodeResponse(code, msg, out)
 	}
 	inst.pending, inst.hasPending = resp, true
 	stack[0] = uint64(uint32(len(resp)))
 }
 
-func (p *Plugin) hostTake(ctx context.Context, m api.Module, stack []uint64) {
+func hostTake(ctx context.Context, m api.Module, stack []uint64) {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	inst, _ := ctx.Value(instanceKey{}).(*instance)
 	stack[0] = uint64(uint32(0xffffffff)) // -1

@@ -20,7 +20,6 @@ import (
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,8 +29,9 @@ import (
 // maxModuleBytes bounds the .wasm file read into memory.
 const maxModuleBytes = 256 << 20
 
-// Plugin is one WASM plugin: a compiled module and at most one live
-// instance of it. Calls are serialised by a mutex: one instance, never
+// Plugin is one WASM plugin: a compiled module (shared with the other
+// plugins of the same module, see engine) and at most one live instance
+// of it. Calls are serialised by a mutex: one instance, never
 // entered concurrently (a pool would multiply the guest's memory, ~8 MiB
 // for a Go guest, for calls the core already runs one at a time per
 // plugin). An instance that fails is discarded and the next call gets a
@@ -42,10 +42,11 @@ type Plugin struct {
 	cfg      resolved
 	log      *slog.Logger // runtime messages: component=wasmhost
 	sha256   string
-	rt       wazero.Runtime
-	cache    wazero.CompilationCache
+	eng      *engine // shared with the other plugins of the same cache dir
+	mod      *module // shared with the other plugins of the same sha256
 	compiled wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
+	mem      limitedMemory
 	svc      *hostsvc.Services
 
 	mu        sync.Mutex
@@ -119,21 +120,24 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 			return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
 		}
 	}
-	p, err := compile(ctx, r, code)
+	p, err := compile(ctx, r, code, sum)
 	if err != nil {
 		return nil, err
 	}
-	p.log, p.sha256 = log, sum
+	p.log = log
 	if err := checkExports(p.compiled); err != nil {
+		p.svc.Close(context.Background())
 		p.closeRuntime()
 		return nil, fmt.Errorf("plugin %q: %w", r.Name, err)
 	}
 	return p, nil
 }
 
-// compile builds the runtime, the host modules and the compiled module.
-func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
-	p := &Plugin{cfg: r}
+// compile takes the engine of r.CacheDir and the module compiled from code
+// in it (compiling it if no other plugin holds it), and sets up the
+// plugin's grants and module config.
+func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin, error) {
+	p := &Plugin{cfg: r, sha256: sum, mem: limitedMemory{limit: uint64(r.memPages) * pageSize}}
 	logger := hostsvc.NewLogger(r.Logger, r.Name, r.Limits.LogLinesPerSecond)
 	p.svc = &hostsvc.Services{Logger: logger}
 	if len(r.AllowHosts) > 0 {
@@ -147,32 +151,24 @@ func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
 		p.svc.Metrics = hostsvc.NewMetrics(r.Metrics, r.Name)
 	}
 
-	rc := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(r.memPages)
-	if r.CacheDir != "" {
-		cache, err := openCache(r.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("plugin %q: opening the compilation cache: %w", r.Name, err)
-		}
-		p.cache = cache
-		rc = rc.WithCompilationCache(cache)
-	}
-	p.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+	fail := func(err error) (*Plugin, error) {
+		p.svc.Close(context.Background())
 		p.closeRuntime()
-		return nil, fmt.Errorf("plugin %q: instantiating WASI: %w", r.Name, err)
+		return nil, err
 	}
-	if err := p.instantiateHost(ctx); err != nil {
-		p.closeRuntime()
-		return nil, fmt.Errorf("plugin %q: instantiating the host module: %w", r.Name, err)
-	}
-	compiled, err := p.rt.CompileModule(ctx, code)
+	eng, err := acquireEngine(ctx, r.CacheDir)
 	if err != nil {
-		p.closeRuntime()
-		return nil, fmt.Errorf("plugin %q: compiling %s: %w", r.Name, r.Path, err)
+		return fail(fmt.Errorf("plugin %q: %w", r.Name, err))
 	}
-	p.compiled = compiled
+	p.eng = eng
+	mod, err := eng.compile(ctx, sum, code)
+	if err != nil {
+		return fail(fmt.Errorf("plugin %q: compiling %s: %w", r.Name, r.Path, err))
+	}
+	p.mod, p.compiled = mod, mod.compiled
+	if m, ok := p.compiled.ExportedMemories()["memory"]; ok && m.Min() > r.memPages {
+		return fail(fmt.Errorf("plugin %q: the module needs at least %d KiB of memory, more than its limit of %d KiB", r.Name, uint64(m.Min())*pageSize>>10, uint64(r.memPages)*pageSize>>10))
+	}
 
 	mc := wazero.NewModuleConfig().
 		WithName("").         // anonymous: fresh instances never collide
@@ -202,33 +198,15 @@ func compile(ctx context.Context, r resolved, code []byte) (*Plugin, error) {
 	return p, nil
 }
 
-// openCache creates dir with mode 0700 (tightening an existing one) and
-// opens wazero's file cache in it.
-//
-// What keeps entries apart: wazero keys a compiled module by the sha256 of
-// the module's bytes together with the compile-affecting runtime settings
-// (whether CloseOnContextDone is on, function listeners), the CPU features
-// and, in a per-version subdirectory, the wazero version. A module with a
-// different sha256, or compiled with a different CloseOnContextDone, can
-// therefore never be served another's code. The memory limit is applied at
-// instantiation and is not part of the compiled code.
-func openCache(dir string) (wazero.CompilationCache, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, err
-	}
-	return wazero.NewCompilationCacheWithDir(dir)
-}
-
+// closeRuntime gives back the plugin's compiled module and engine.
 func (p *Plugin) closeRuntime() {
-	ctx := context.Background()
-	if p.rt != nil {
-		_ = p.rt.Close(ctx)
+	if p.mod != nil {
+		p.eng.releaseModule(p.sha256, p.mod)
+		p.mod, p.compiled = nil, nil
 	}
-	if p.cache != nil {
-		_ = p.cache.Close(ctx)
+	if p.eng != nil {
+		p.eng.release()
+		p.eng = nil
 	}
 }
 
