@@ -9,6 +9,11 @@
 //
 // Each line is "plugins=K rss_kib=... hwm_kib=...". Run it once per N: the
 // process's high-water mark is what a host with N plugins needs.
+//
+// -wasm takes a comma-separated list: plugin K runs module K mod the list's
+// length, so that distinct modules (which share the runtime but not the
+// compiled code) can be measured too, e.g. builds of the example that
+// differ by a -ldflags -X string.
 package main
 
 import (
@@ -32,7 +37,7 @@ import (
 )
 
 func main() {
-	path := flag.String("wasm", "", "the webhook notifier .wasm (required)")
+	path := flag.String("wasm", "", "the webhook notifier .wasm, or a comma-separated list of builds of it (required)")
 	n := flag.Int("n", 10, "how many plugins to open")
 	cache := flag.String("cache", "", "compilation cache directory (empty: none)")
 	flag.Parse()
@@ -46,9 +51,14 @@ func run(path string, n int, cache string) error {
 	if path == "" {
 		return fmt.Errorf("-wasm is required")
 	}
-	sum, err := wasmhost.HashFile(path)
-	if err != nil {
-		return fmt.Errorf("hashing %s: %w", path, err)
+	paths := strings.Split(path, ",")
+	sums := make([]string, len(paths))
+	for i, p := range paths {
+		sum, err := wasmhost.HashFile(p)
+		if err != nil {
+			return fmt.Errorf("hashing %s: %w", p, err)
+		}
+		sums[i] = sum
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
@@ -62,7 +72,7 @@ func run(path string, n int, cache string) error {
 	for i := 1; i <= n; i++ {
 		start := time.Now()
 		p, err := wasmhost.Open(ctx, wasmhost.Config{
-			Path: path, SHA256: sum, Kind: hostapi.KindNotifier,
+			Path: paths[(i-1)%len(paths)], SHA256: sums[(i-1)%len(paths)], Kind: hostapi.KindNotifier,
 			Name: fmt.Sprintf("webhook-%d", i), Logger: log, CacheDir: cache,
 			AllowHosts: []string{"127.0.0.1:9"},
 		})

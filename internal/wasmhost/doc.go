@@ -30,6 +30,16 @@
 // enforced by wazero's CloseOnContextDone; host functions (log, call, take,
 // and the guest's sleeps) watch the call's context themselves.
 //
+// Sharing: plugins opened with the same CacheDir share one wazero runtime,
+// and plugins of the same module (by sha256) share its compiled code, so
+// the machine code of a module is held and compiled once however many
+// plugins run it. Instances are never shared: each plugin's instance has
+// its own linear memory (capped by the plugin's limit through its memory
+// allocator; on Linux an mmap reservation whose untouched pages cost no
+// RSS), module config (environment, /out, stdout/stderr, sleep hook) and
+// grants, which the host module's functions reach only through the calling
+// instance.
+//
 // Concurrency: calls are serialised per plugin by a mutex; there is one
 // instance, never entered concurrently. Failure: a trap, an exit, a
 // deadline, memory exhaustion or a malformed reply closes and discards the
