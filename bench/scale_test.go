@@ -73,7 +73,9 @@ func scaleMax() int {
 // X509-SVIDs, the agent has N svid blocks (one per SPIFFE ID), each with a
 // files writer in its own directory. One push replaces all N SVIDs; the
 // clock stops when the agent has logged a delivery of every new serial.
-// The agent's peak RSS (VmHWM) and RSS after the round are reported.
+// The agent's peak RSS (VmHWM), RSS and OS threads after the rounds are
+// reported (Go keeps a thread it created for a blocking syscall, so the
+// thread count shows how many writes blocked at once).
 func TestScale(t *testing.T) {
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	ca := testca.New(t, td)
@@ -157,16 +159,16 @@ func TestScale(t *testing.T) {
 				if err != nil || !sameSerial(leaf.SerialNumber, sets[rounds][n-1].Certificates[0].SerialNumber) {
 					t.Fatalf("identity %d after the last round: %v, %v", n-1, leaf, err)
 				}
-				st, err := procStatus(a.cmd.Process.Pid, "VmRSS", "VmHWM")
+				st, err := procStatus(a.cmd.Process.Pid, "VmRSS", "VmHWM", "Threads")
 				if err != nil {
 					t.Fatal(err)
 				}
 				med := median(took)
-				t.Logf("%d identities on %s: first delivery %s (from process start), rotation all-at-once median %s of %v, %.1f µs/identity; VmRSS %d KiB VmHWM %d KiB (load %s)",
+				t.Logf("%d identities on %s: first delivery %s (from process start), rotation all-at-once median %s of %v, %.1f µs/identity; VmRSS %d KiB VmHWM %d KiB, %d threads (load %s)",
 					n, fs.name, first.Round(time.Millisecond), med.Round(time.Microsecond), took,
-					float64(med.Microseconds())/float64(n), st["VmRSS"], st["VmHWM"], loadavg())
-				figure("scale fs=%s identities=%d first=%s rotate_median=%s per_identity_us=%.1f rss_kib=%d hwm_kib=%d load=%q",
-					fs.name, n, first.Round(time.Millisecond), med.Round(time.Microsecond), float64(med.Microseconds())/float64(n), st["VmRSS"], st["VmHWM"], loadavg())
+					float64(med.Microseconds())/float64(n), st["VmRSS"], st["VmHWM"], st["Threads"], loadavg())
+				figure("scale fs=%s identities=%d first=%s rotate_median=%s per_identity_us=%.1f rss_kib=%d hwm_kib=%d threads=%d load=%q",
+					fs.name, n, first.Round(time.Millisecond), med.Round(time.Microsecond), float64(med.Microseconds())/float64(n), st["VmRSS"], st["VmHWM"], st["Threads"], loadavg())
 			})
 		}
 	}
