@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -217,9 +218,17 @@ func (p *Plugin) closeRuntime() {
 // DEADLINE_EXCEEDED, CANCELED, RESOURCE_EXHAUSTED or INTERNAL with a
 // message saying what happened and that the instance was discarded.
 func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
-	payload, err := proto.Marshal(req)
-	if err != nil {
-		return status.Errorf(codes.Internal, "plugin %q: call %s: encoding the request: %v", p.cfg.Name, short(method), err)
+	// Describe and Configure are kept, encoded, for replay to a fresh
+	// instance; every other request is encoded straight into the guest's
+	// memory (callLocked).
+	var payload []byte
+	replayed := method == pluginhost.MethodDescribe || method == pluginhost.MethodConfigure
+	if replayed {
+		var err error
+		if payload, err = proto.Marshal(req); err != nil {
+			return status.Errorf(codes.Internal, "plugin %q: call %s: encoding the request: %v", p.cfg.Name, short(method), err)
+		}
+		req = nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -237,8 +246,7 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 			return err
 		}
 	}
-	out, err := p.callLocked(ctx, method, payload)
-	if err != nil {
+	if err := p.callLocked(ctx, method, payload, req, resp); err != nil {
 		return err
 	}
 	switch method {
@@ -246,9 +254,6 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 		p.describe = payload
 	case pluginhost.MethodConfigure:
 		p.configure = payload
-	}
-	if err := proto.Unmarshal(out, resp); err != nil {
-		return status.Errorf(codes.Internal, "plugin %q: call %s: decoding the response: %v", p.cfg.Name, short(method), err)
 	}
 	return nil
 }
@@ -267,7 +272,7 @@ func (p *Plugin) startLocked(ctx context.Context) error {
 		if r.payload == nil {
 			continue
 		}
-		if _, err := p.callLocked(ctx, r.method, r.payload); err != nil {
+		if err := p.callLocked(ctx, r.method, r.payload, nil, nil); err != nil {
 			p.discardLocked()
 			return status.Errorf(status.Code(err), "plugin %q: replaying %s to a fresh instance: %s", p.cfg.Name, short(r.method), status.Convert(err).Message())
 		}
@@ -289,9 +294,12 @@ func short(method string) string {
 	return method[strings.LastIndexByte(method, '/')+1:]
 }
 
-// callLocked runs one request on the current instance. On any runtime
-// failure it discards the instance.
-func (p *Plugin) callLocked(ctx context.Context, method string, payload []byte) ([]byte, error) {
+// callLocked runs one request on the current instance: payload, or req
+// encoded straight into the guest's memory when req is not nil. It decodes
+// the reply into resp (if not nil) straight from the guest's memory, before
+// handing the reply back with svidagent_free; proto.Unmarshal copies what
+// it keeps. On any runtime failure it discards the instance.
+func (p *Plugin) callLocked(ctx context.Context, method string, payload []byte, req, resp proto.Message) error {
 	deadline := p.cfg.callTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < deadline {
 		deadline = time.Until(dl).Round(time.Millisecond)
@@ -307,51 +315,86 @@ func (p *Plugin) callLocked(ctx context.Context, method string, payload []byte) 
 		return status.Errorf(code, "plugin %q: call %s: %s; the instance was discarded", p.cfg.Name, short(method), fmt.Sprintf(format, args...))
 	}
 
-	req := envelope.EncodeRequest(strings.TrimPrefix(method, "/"), payload)
-	res, err := inst.alloc.Call(ctx, uint64(len(req)))
+	name := strings.TrimPrefix(method, "/")
+	size := len(payload)
+	if req != nil {
+		size = proto.Size(req)
+	}
+	n := 4 + len(name) + size
+	res, err := inst.alloc.Call(ctx, uint64(n))
 	if err != nil {
-		return nil, p.failure(ctx, inst, deadline, fail, err)
+		return p.failure(ctx, inst, deadline, fail, err)
 	}
 	ptr := uint32(res[0])
 	if ptr == 0 {
-		return nil, fail(codes.ResourceExhausted, "svidagent_alloc(%d) returned 0", len(req))
+		return fail(codes.ResourceExhausted, "svidagent_alloc(%d) returned 0", n)
 	}
-	if !inst.mem.Write(ptr, req) {
-		return nil, fail(codes.Internal, "svidagent_alloc(%d) returned %#x, out of bounds", len(req), ptr)
+	buf, ok := inst.mem.Read(ptr, uint32(n))
+	if !ok {
+		return fail(codes.Internal, "svidagent_alloc(%d) returned %#x, out of bounds", n, ptr)
 	}
-	res, err = inst.call.Call(ctx, uint64(ptr), uint64(len(req)))
+	binary.LittleEndian.PutUint32(buf, uint32(len(name)))
+	copy(buf[4:], name)
+	if req == nil {
+		copy(buf[4+len(name):], payload)
+	} else if err := marshalInto(buf[4+len(name):], req); err != nil {
+		return status.Errorf(codes.Internal, "plugin %q: call %s: encoding the request: %v", p.cfg.Name, short(method), err)
+	}
+	res, err = inst.call.Call(ctx, uint64(ptr), uint64(n))
 	if err != nil {
-		return nil, p.failure(ctx, inst, deadline, fail, err)
+		return p.failure(ctx, inst, deadline, fail, err)
 	}
 	rptr, rlen := uint32(res[0]>>32), uint32(res[0])
 	if res[0] == 0 {
-		return nil, fail(codes.Internal, "svidagent_call returned 0 (a guest error)")
+		return fail(codes.Internal, "svidagent_call returned 0 (a guest error)")
 	}
 	if int64(rlen) > int64(p.cfg.maxReply) {
 		if _, err := inst.free.Call(ctx, uint64(rptr), uint64(rlen)); err != nil {
-			return nil, p.failure(ctx, inst, deadline, fail, err)
+			return p.failure(ctx, inst, deadline, fail, err)
 		}
-		return nil, status.Errorf(codes.ResourceExhausted, "plugin %q: call %s: reply of %d bytes exceeds the limit of %d bytes", p.cfg.Name, short(method), rlen, p.cfg.maxReply)
+		return status.Errorf(codes.ResourceExhausted, "plugin %q: call %s: reply of %d bytes exceeds the limit of %d bytes", p.cfg.Name, short(method), rlen, p.cfg.maxReply)
 	}
 	view, ok := inst.mem.Read(rptr, rlen)
 	if !ok {
-		return nil, fail(codes.Internal, "reply at %#x, %d bytes, is outside the guest's memory", rptr, rlen)
+		return fail(codes.Internal, "reply at %#x, %d bytes, is outside the guest's memory", rptr, rlen)
 	}
-	reply := append([]byte(nil), view...)
-	if _, err := inst.free.Call(ctx, uint64(rptr), uint64(rlen)); err != nil {
-		return nil, p.failure(ctx, inst, deadline, fail, err)
-	}
-	code, msg, out, err := envelope.DecodeResponse(reply)
+	code, msg, out, err := envelope.DecodeResponse(view)
 	if err != nil {
-		return nil, fail(codes.Internal, "%v", err)
+		return fail(codes.Internal, "%v", err)
+	}
+	var decodeErr error
+	if code == 0 && resp != nil {
+		decodeErr = proto.Unmarshal(out, resp)
+	}
+	if _, err := inst.free.Call(ctx, uint64(rptr), uint64(rlen)); err != nil {
+		return p.failure(ctx, inst, deadline, fail, err)
 	}
 	if code != 0 {
 		if msg == "" {
 			msg = fmt.Sprintf("plugin %q: call %s failed with no message", p.cfg.Name, short(method))
 		}
-		return nil, status.Error(codes.Code(code), msg)
+		return status.Error(codes.Code(code), msg)
 	}
-	return out, nil
+	if decodeErr != nil {
+		return status.Errorf(codes.Internal, "plugin %q: call %s: decoding the response: %v", p.cfg.Name, short(method), decodeErr)
+	}
+	return nil
+}
+
+// marshalInto encodes m into b, which is exactly proto.Size(m) bytes
+// (the size proto.Marshal would have computed first, too).
+func marshalInto(b []byte, m proto.Message) error {
+	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b[:0:len(b)], m)
+	if err != nil {
+		return err
+	}
+	if len(out) != len(b) {
+		return fmt.Errorf("encoded %d bytes, sized %d", len(out), len(b))
+	}
+	if len(out) > 0 && &out[0] != &b[0] { // grown elsewhere: cannot happen at the exact size
+		copy(b, out)
+	}
+	return nil
 }
 
 // failure turns an error from an export call into the call's error, and
