@@ -392,6 +392,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 		serial    string
 		openedAt  time.Time
 		maxNotify time.Duration // push to both healthy plugins notified, after the first delivery
+		firstIn   time.Duration // agent started to the first delivery (plugins load first)
 	)
 	// rotate pushes rotation r (bad on odd r) and waits until the files
 	// writer and every notifier are done with it.
@@ -423,6 +424,9 @@ func TestMisbehavingPlugins(t *testing.T) {
 			timeout = 5 * time.Minute // plugins load first: the WASM module compiles cold
 		}
 		delivery := p.waitLog(t, from, timeout, fmt.Sprintf("rotation %d delivered", r), delivered(serial))
+		if r == 0 {
+			firstIn = time.Since(pushed)
+		}
 		idx := map[string]int{}
 		for _, s := range misbehaving {
 			if s.fails(bad) {
@@ -600,6 +604,6 @@ func TestMisbehavingPlugins(t *testing.T) {
 			t.Errorf("pid %d, a descendant of the agent, survived it", d.pid)
 		}
 	}
-	t.Logf("FAULTS-FIGURE misbehaving plugins: %d rotations, each delivered to the files and both healthy plugins (push to both notified: max %s); breakers open at rotation %d, %s before the end; after the warm-up %v, after %d more rotations %v; %d descendants before SIGTERM, none after",
-		rotations+1, maxNotify.Round(time.Millisecond), opensAt, time.Since(openedAt).Round(100*time.Millisecond), before, rotations-warmUp, after, len(tree))
+	t.Logf("FAULTS-FIGURE misbehaving plugins: first delivery %s after the start; %d rotations, each delivered to the files and both healthy plugins (push to both notified: max %s); breakers open at rotation %d, %s before the end; after the warm-up %v, after %d more rotations %v; %d descendants before SIGTERM, none after",
+		firstIn.Round(100*time.Millisecond), rotations+1, maxNotify.Round(time.Millisecond), opensAt, time.Since(openedAt).Round(100*time.Millisecond), before, rotations-warmUp, after, len(tree))
 }
