@@ -61,9 +61,10 @@ var misbehaving = []pluginSpec{
 	{name: "hang-wasm", wasm: true, mode: "hang", timeout: "1s", role: broken, wantErr: "deadline 1s exceeded; the instance was discarded"},
 	{name: "oom", wasm: true, mode: "oom", memory: "16MiB", role: broken, wantErr: "out of memory (limit 16 MiB); the instance was discarded"},
 	{name: "flaky-crash", mode: "crash", role: flaky, wantErr: "exited during"},
-	{name: "flaky-hang-cmd", mode: "hang", timeout: "200ms", role: flaky, wantErr: "DeadlineExceeded"},
-	// Not shorter: a fresh instance's _initialize (the Go runtime's start,
+	// Not shorter: under load, a good call of a go-plugin took over 200 ms,
+	// and a fresh WASM instance's _initialize (the Go runtime's start,
 	// ~0.1 s, 0.5 s seen under load) runs within the call's deadline.
+	{name: "flaky-hang-cmd", mode: "hang", timeout: "1s", role: flaky, wantErr: "DeadlineExceeded"},
 	{name: "flaky-hang-wasm", wasm: true, mode: "hang", timeout: "1s", role: flaky, wantErr: "deadline 1s exceeded; the instance was discarded"},
 	{name: "flaky-oom", wasm: true, mode: "oom", memory: "16MiB", role: flaky, wantErr: "out of memory (limit 16 MiB); the instance was discarded"},
 }
@@ -568,6 +569,9 @@ func TestMisbehavingPlugins(t *testing.T) {
 				t.Errorf("crash: restarted %.0f times before its breaker opened, want at least once (a crash loop)", restarts)
 			}
 		case flaky:
+			if calls != rotations+1 || failed != rotations/2 {
+				t.Errorf("flaky %s: %.0f Notify calls of which %.0f failed; want %d calls, and only the %d bad rotations failed", s.name, calls, failed, rotations+1, rotations/2)
+			}
 			if ps.State != "ok" {
 				t.Errorf("flaky %s: state %q (%s) after a good rotation, want ok: a success resets the breaker", s.name, ps.State, ps.LastError)
 			}
