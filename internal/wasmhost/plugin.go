@@ -80,9 +80,28 @@ func readModule(path string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxModuleBytes+1))
-	if err != nil {
-		return nil, "", err
+	// Sized from the file (os.ReadFile's loop), not grown from 512 bytes
+	// by doubling: the module is read at every Open.
+	size := 512
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() <= maxModuleBytes {
+		size = int(fi.Size()) + 1 // +1: the read that sees EOF needs room
+	}
+	b := make([]byte, 0, size)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > maxModuleBytes {
+			break
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", err
+		}
 	}
 	if len(b) > maxModuleBytes {
 		return nil, "", fmt.Errorf("%s is larger than %d MiB", path, maxModuleBytes>>20)

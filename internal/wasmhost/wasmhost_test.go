@@ -465,4 +465,21 @@ func BenchmarkOpen(b *testing.B) {
 			p.Close()
 		}
 	})
+	// Another plugin of a module that an open plugin holds already: no
+	// compile, no cache read, only the plugin's own setup.
+	b.Run("shared", func(b *testing.B) {
+		first, err := wasmhost.Open(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer first.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			p, err := wasmhost.Open(context.Background(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Close()
+		}
+	})
 }
