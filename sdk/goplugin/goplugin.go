@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 	"github.com/svidagent/svidagent/sdk"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -68,7 +72,7 @@ func Serve(info sdk.Info, impl any) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		Plugins:         plugin.PluginSet{PluginName: p},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      newServer,
 		Logger:          logger,
 	})
 	os.Exit(0)
@@ -92,17 +96,38 @@ func newGRPCPlugin(info sdk.Info, impl any) (*grpcPlugin, error) {
 	return &grpcPlugin{d: d, host: host}, nil
 }
 
-// GRPCServer registers svidagent.plugin.v1.Plugin and the kind's service.
+// goPluginStreams is the number of streams go-plugin keeps open on the
+// plugin's server for the plugin's life: the broker's and stdio's. Each
+// holds a stream worker.
+const goPluginStreams = 2
+
+// newServer is the plugin's gRPC server: go-plugin's options (the
+// AutoMTLS credentials) and two more for the call path. serverCodec lets
+// the host API services be served raw (see rawService). Stream workers run
+// each call on a long-lived goroutine whose stack has grown already,
+// instead of on a new goroutine that grows its stack on every call; when
+// all are busy, gRPC falls back to a new goroutine. There is one worker
+// per CPU besides those go-plugin's own streams hold.
+func newServer(opts []grpc.ServerOption) *grpc.Server {
+	opts = append(opts,
+		grpc.ForceServerCodecV2(serverCodec{}),
+		grpc.NumStreamWorkers(uint32(goPluginStreams+runtime.GOMAXPROCS(0))),
+	)
+	return grpc.NewServer(opts...)
+}
+
+// GRPCServer registers svidagent.plugin.v1.Plugin and the kind's service,
+// served raw.
 func (p *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 	p.host.setBroker(broker)
-	pluginv1.RegisterPluginServer(s, pluginServer{p: p})
+	s.RegisterService(p.rawService(&pluginv1.Plugin_ServiceDesc), nil)
 	switch p.d.Kind() {
 	case hostapi.KindIssuer:
-		issuerv1.RegisterIssuerServer(s, issuerServer{p: p})
+		s.RegisterService(p.rawService(&issuerv1.Issuer_ServiceDesc), nil)
 	case hostapi.KindWriter:
-		writerv1.RegisterWriterServer(s, writerServer{p: p})
+		s.RegisterService(p.rawService(&writerv1.Writer_ServiceDesc), nil)
 	case hostapi.KindNotifier:
-		notifierv1.RegisterNotifierServer(s, notifierServer{p: p})
+		s.RegisterService(p.rawService(&notifierv1.Notifier_ServiceDesc), nil)
 	}
 	return nil
 }
@@ -112,77 +137,52 @@ func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Clien
 	return nil, errors.New("the svidagent plugin has no client side in the plugin process")
 }
 
-// call serves one call through the Dispatcher: the typed request is
-// encoded again, so that both SDKs share one dispatch path.
-func (p *grpcPlugin) call(ctx context.Context, method string, req, resp proto.Message) error {
-	b, err := proto.Marshal(req)
-	if err != nil {
-		return status.Errorf(codes.Internal, "encoding the %s request: %v", method, err)
+// rawService returns a copy of the generated sd whose methods hand the
+// request's protobuf bytes, as they came off the wire, to the Dispatcher
+// and send its response bytes back as they are. The Dispatcher decodes a
+// request once; a typed gRPC handler would decode it, and it would have to
+// be encoded again for the Dispatcher. The copy keeps sd's names and proto
+// file, so that go-plugin's reflection service still describes it.
+func (p *grpcPlugin) rawService(sd *grpc.ServiceDesc) *grpc.ServiceDesc {
+	raw := *sd
+	raw.HandlerType = nil
+	raw.Methods = make([]grpc.MethodDesc, len(sd.Methods))
+	for i, m := range sd.Methods {
+		method := sd.ServiceName + "/" + m.MethodName
+		raw.Methods[i] = grpc.MethodDesc{
+			MethodName: m.MethodName,
+			Handler: func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+				in := new(rawMsg)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				if interceptor == nil {
+					return p.serve(ctx, method, *in)
+				}
+				return interceptor(ctx, in, &grpc.UnaryServerInfo{FullMethod: "/" + method}, func(ctx context.Context, req any) (any, error) {
+					return p.serve(ctx, method, *req.(*rawMsg))
+				})
+			},
+		}
 	}
-	code, msg, out := p.d.Handle(ctx, method, b)
+	return &raw
+}
+
+// serve serves one call through the Dispatcher. A Describe request also
+// carries the broker id of the host services.
+func (p *grpcPlugin) serve(ctx context.Context, method string, req []byte) (*rawMsg, error) {
+	if method == guest.MethodDescribe {
+		d := &pluginv1.DescribeRequest{}
+		if err := proto.Unmarshal(req, d); err == nil {
+			p.host.setID(d.GetHostBrokerId())
+		} // else the Dispatcher answers INVALID_ARGUMENT
+	}
+	code, msg, out := p.d.Handle(ctx, method, req)
 	if code != 0 {
-		return status.Error(codes.Code(code), msg)
+		return nil, status.Error(codes.Code(code), msg)
 	}
-	if err := proto.Unmarshal(out, resp); err != nil {
-		return status.Errorf(codes.Internal, "decoding the plugin's %s response: %v", method, err)
-	}
-	return nil
-}
-
-type pluginServer struct {
-	pluginv1.UnimplementedPluginServer
-	p *grpcPlugin
-}
-
-func (s pluginServer) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
-	s.p.host.setID(req.GetHostBrokerId())
-	resp := &pluginv1.DescribeResponse{}
-	return resp, s.p.call(ctx, guest.MethodDescribe, req, resp)
-}
-
-func (s pluginServer) Validate(ctx context.Context, req *pluginv1.ValidateRequest) (*pluginv1.ValidateResponse, error) {
-	resp := &pluginv1.ValidateResponse{}
-	return resp, s.p.call(ctx, guest.MethodValidate, req, resp)
-}
-
-func (s pluginServer) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
-	resp := &pluginv1.ConfigureResponse{}
-	return resp, s.p.call(ctx, guest.MethodConfigure, req, resp)
-}
-
-func (s pluginServer) Close(ctx context.Context, req *pluginv1.CloseRequest) (*pluginv1.CloseResponse, error) {
-	resp := &pluginv1.CloseResponse{}
-	return resp, s.p.call(ctx, guest.MethodClose, req, resp)
-}
-
-type issuerServer struct {
-	issuerv1.UnimplementedIssuerServer
-	p *grpcPlugin
-}
-
-func (s issuerServer) Issue(ctx context.Context, req *issuerv1.IssueRequest) (*issuerv1.IssueResponse, error) {
-	resp := &issuerv1.IssueResponse{}
-	return resp, s.p.call(ctx, guest.MethodIssue, req, resp)
-}
-
-type writerServer struct {
-	writerv1.UnimplementedWriterServer
-	p *grpcPlugin
-}
-
-func (s writerServer) Write(ctx context.Context, req *writerv1.WriteRequest) (*writerv1.WriteResponse, error) {
-	resp := &writerv1.WriteResponse{}
-	return resp, s.p.call(ctx, guest.MethodWrite, req, resp)
-}
-
-type notifierServer struct {
-	notifierv1.UnimplementedNotifierServer
-	p *grpcPlugin
-}
-
-func (s notifierServer) Notify(ctx context.Context, req *notifierv1.NotifyRequest) (*notifierv1.NotifyResponse, error) {
-	resp := &notifierv1.NotifyResponse{}
-	return resp, s.p.call(ctx, guest.MethodNotify, req, resp)
+	resp := rawMsg(out)
+	return &resp, nil
 }
 
 // hostConn reaches the host services through the go-plugin broker: the
@@ -278,3 +278,27 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 }
 
 func (rawCodec) Name() string { return "proto" }
+
+// serverCodec is the plugin server's codec. It passes rawMsg through
+// untouched and encodes every other message (go-plugin's health, broker,
+// controller and stdio services) with gRPC's protobuf codec.
+type serverCodec struct{}
+
+var protoCodec = encoding.GetCodecV2(grpcproto.Name)
+
+func (serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*rawMsg); ok {
+		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
+	}
+	return protoCodec.Marshal(v)
+}
+
+func (serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*rawMsg); ok {
+		*m = data.Materialize()
+		return nil
+	}
+	return protoCodec.Unmarshal(data, v)
+}
+
+func (serverCodec) Name() string { return grpcproto.Name }
