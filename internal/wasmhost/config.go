@@ -17,6 +17,11 @@ const (
 	MaxMemoryBytes = 32 << 20
 	// MaxReplyBytes is the default and the ceiling of a response envelope.
 	MaxReplyBytes = 4 << 20
+	// MaxStartTimeout is the default and the ceiling of a plugin's start
+	// deadline: instantiating an instance, running its _initialize and
+	// replaying Describe and Configure to it. It is the default of a
+	// command plugin's start_timeout too.
+	MaxStartTimeout = 10 * time.Second
 	// pageSize is WebAssembly's page size.
 	pageSize = 65536
 )
@@ -45,6 +50,12 @@ type Limits struct {
 	CallTimeout time.Duration
 	// MaxReplyBytes caps a response envelope. Default and ceiling: 4 MiB.
 	MaxReplyBytes int
+	// StartTimeout bounds the start of an instance: instantiation,
+	// _initialize and, for an instance that replaces a discarded one, the
+	// replay of Describe and Configure. It is not part of any call's
+	// deadline (a call waits for the start, bounded by its context, then
+	// gets its full CallTimeout). Default and ceiling: [MaxStartTimeout].
+	StartTimeout time.Duration
 	// LogLinesPerSecond caps the plugin's log lines (the log import, the
 	// Logger host service, stdout and stderr together); the burst is twice
 	// the rate. Default: 100.
@@ -89,7 +100,9 @@ type Config struct {
 	// added to it, namespaced by Name. Nil: not granted.
 	Metrics hostsvc.CounterSink
 	// OnRestart is called, under the plugin's lock, each time a fresh
-	// instance replaces a discarded one (not for the first instance).
+	// instance is started to replace a discarded one (not for the first
+	// instance): right after the discard, or at the next call after a
+	// replacement's start failed.
 	// It must not block. Default: nothing.
 	OnRestart func()
 }
@@ -97,9 +110,10 @@ type Config struct {
 // resolved is a Config with defaults applied and ceilings checked.
 type resolved struct {
 	Config
-	memPages    uint32
-	callTimeout time.Duration
-	maxReply    int
+	memPages     uint32
+	callTimeout  time.Duration
+	startTimeout time.Duration
+	maxReply     int
 }
 
 func resolve(cfg Config) (resolved, error) {
@@ -136,6 +150,13 @@ func resolve(cfg Config) (resolved, error) {
 	}
 	if r.callTimeout < 0 || r.callTimeout > ceiling {
 		return r, fmt.Errorf("configuring plugin %q: limits call timeout %s is outside (0, %s], the ceiling for a %s", cfg.Name, r.callTimeout, ceiling, cfg.Kind)
+	}
+	r.startTimeout = cfg.Limits.StartTimeout
+	if r.startTimeout == 0 {
+		r.startTimeout = MaxStartTimeout
+	}
+	if r.startTimeout < 0 || r.startTimeout > MaxStartTimeout {
+		return r, fmt.Errorf("configuring plugin %q: limits start timeout %s is outside (0, %s]", cfg.Name, r.startTimeout, MaxStartTimeout)
 	}
 	r.maxReply = cfg.Limits.MaxReplyBytes
 	if r.maxReply == 0 {

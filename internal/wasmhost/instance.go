@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -38,6 +39,8 @@ type instance struct {
 	hasPending bool
 
 	stdout, stderr *lineWriter
+
+	dead bool // closed; under the owner's lock (Plugin.mu) or by a start
 }
 
 type instanceKey struct{}
@@ -76,17 +79,20 @@ func (i *instance) sleep(ns int64) {
 // to stderr during the current call.
 func (i *instance) fatal() string { return i.stderr.fatalLine() }
 
+// close closes the instance; it is idempotent.
 func (i *instance) close() {
+	if i.dead {
+		return
+	}
+	i.dead = true
 	_ = i.mod.Close(context.Background())
 	i.stdout.flush()
 	i.stderr.flush()
 }
 
-// instantiate creates a fresh instance and runs _initialize, under the
-// call deadline.
+// instantiate creates a fresh instance and runs _initialize, under ctx
+// (the start deadline).
 func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.callTimeout)
-	defer cancel()
 	inst := &instance{
 		svc:    p.svc,
 		stdout: &lineWriter{logger: p.svc.Logger, level: slog.LevelInfo, stream: "stdout"},
@@ -101,6 +107,9 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
 	mod, err := p.eng.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, p.mem), p.compiled, cfg)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, p.startDeadline()
+		}
 		return nil, errorf(codes.Internal, "plugin %q: instantiating: %v", p.cfg.Name, err)
 	}
 	inst.mod = mod
@@ -111,6 +120,9 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	if init := mod.ExportedFunction("_initialize"); init != nil {
 		if _, err := init.Call(ctx); err != nil {
 			inst.close()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, p.startDeadline()
+			}
 			msg := firstLine(err.Error())
 			if f := inst.fatal(); f != "" {
 				msg += " (guest stderr: " + f + ")"

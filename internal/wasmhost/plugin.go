@@ -53,8 +53,21 @@ type Plugin struct {
 	mu        sync.Mutex
 	closed    bool
 	inst      *instance
-	describe  []byte // request payload of the last successful Describe
-	configure []byte // request payload of the last successful Configure
+	starting  *starting // the instance being started, while inst is nil
+	describe  []byte    // request payload of the last successful Describe
+	configure []byte    // request payload of the last successful Configure
+}
+
+// starting is an instance being started by a goroutine (Plugin.start):
+// instantiated, _initialize run and Describe and Configure replayed, under
+// the start deadline and not under any call's. The goroutine touches only
+// this struct; whoever holds Plugin.mu after done is closed installs inst
+// or reports err. Close cancels it and waits for done.
+type starting struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when inst or err is set
+	inst   *instance
+	err    error
 }
 
 var _ pluginhost.Conn = (*Plugin)(nil)
@@ -232,14 +245,18 @@ func (p *Plugin) closeRuntime() {
 
 // Invoke calls method ("/svidagent.plugin.notifier.v1.Notifier/Notify")
 // with req and fills resp; see pluginhost.Conn. The call's deadline is the
-// earlier of ctx's and the plugin's call timeout. Errors are gRPC status
+// earlier of ctx's and the plugin's call timeout. When the plugin has no
+// instance (the first call, or after one was discarded), Invoke first
+// waits, bounded by ctx, for one to be started; the start has its own
+// deadline (Limits.StartTimeout), and a start that failed is reported to
+// the call that finds it. Errors are gRPC status
 // errors: the guest's own status, or, when the runtime failed the call,
 // DEADLINE_EXCEEDED, CANCELED, RESOURCE_EXHAUSTED or INTERNAL with a
 // message saying what happened and that the instance was discarded.
 func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
 	// Describe and Configure are kept, encoded, for replay to a fresh
 	// instance; every other request is encoded straight into the guest's
-	// memory (callLocked).
+	// memory (callOn).
 	var payload []byte
 	replayed := method == pluginhost.MethodDescribe || method == pluginhost.MethodConfigure
 	if replayed {
@@ -257,15 +274,44 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 	if p.closed {
 		return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
 	}
-	if p.inst == nil {
-		if p.describe != nil && p.cfg.OnRestart != nil { // an instance was discarded
-			p.cfg.OnRestart()
+	for p.inst == nil {
+		if p.starting == nil {
+			p.startLocked()
 		}
-		if err := p.startLocked(ctx); err != nil {
-			return err
+		st := p.starting
+		select {
+		case <-st.done:
+		default:
+			// Wait without the lock, so that the wait is bounded by ctx
+			// (and Close is not held up).
+			p.mu.Unlock()
+			var werr error
+			select {
+			case <-st.done:
+			case <-ctx.Done():
+				werr = ctx.Err()
+			}
+			p.mu.Lock()
+			if p.closed {
+				return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
+			}
+			if werr != nil {
+				return status.Errorf(status.FromContextError(werr).Code(), "plugin %q: call %s: %v while a fresh instance was starting (it keeps starting, under its start deadline of %s)", p.cfg.Name, short(method), werr, p.cfg.startTimeout)
+			}
+			continue // another call may have taken the instance meanwhile
 		}
+		p.starting = nil
+		if st.err != nil {
+			return st.err
+		}
+		p.inst = st.inst
 	}
-	if err := p.callLocked(ctx, method, payload, req, resp); err != nil {
+	err := p.callOn(ctx, p.inst, p.cfg.callTimeout, method, payload, req, resp)
+	if p.inst.dead {
+		p.inst = nil
+		p.startLocked() // the replacement, started before the next call needs it
+	}
+	if err != nil {
 		return err
 	}
 	switch method {
@@ -277,35 +323,56 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 	return nil
 }
 
-// startLocked creates a fresh instance and replays Describe and Configure.
-func (p *Plugin) startLocked(ctx context.Context) error {
+// startLocked starts a fresh instance in the background: instantiating it,
+// running _initialize and replaying the last successful Describe and
+// Configure, all under the plugin's start deadline (Limits.StartTimeout)
+// and not under a call's, so that a guest whose startup takes longer than
+// its call timeout still recovers from a discarded instance. Only one
+// instance (or start) exists at a time.
+func (p *Plugin) startLocked() {
+	if p.describe != nil && p.cfg.OnRestart != nil { // replacing a discarded instance
+		p.cfg.OnRestart()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.startTimeout)
+	st := &starting{cancel: cancel, done: make(chan struct{})}
+	p.starting = st
+	describe, configure := p.describe, p.configure
+	go func() {
+		defer close(st.done)
+		defer cancel()
+		st.inst, st.err = p.start(ctx, describe, configure)
+	}()
+}
+
+// start creates a fresh instance and replays describe and configure (when
+// not nil) to it, under ctx, the start deadline. It touches no Plugin
+// state under mu.
+func (p *Plugin) start(ctx context.Context, describe, configure []byte) (*instance, error) {
 	inst, err := p.instantiate(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p.inst = inst
 	for _, r := range []struct {
 		method  string
 		payload []byte
-	}{{pluginhost.MethodDescribe, p.describe}, {pluginhost.MethodConfigure, p.configure}} {
+	}{{pluginhost.MethodDescribe, describe}, {pluginhost.MethodConfigure, configure}} {
 		if r.payload == nil {
 			continue
 		}
-		if err := p.callLocked(ctx, r.method, r.payload, nil, nil); err != nil {
-			p.discardLocked()
-			return status.Errorf(status.Code(err), "plugin %q: replaying %s to a fresh instance: %s", p.cfg.Name, short(r.method), status.Convert(err).Message())
+		if err := p.callOn(ctx, inst, p.cfg.startTimeout, r.method, r.payload, nil, nil); err != nil {
+			inst.close()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, p.startDeadline()
+			}
+			return nil, status.Errorf(status.Code(err), "plugin %q: replaying %s to a fresh instance: %s", p.cfg.Name, short(r.method), status.Convert(err).Message())
 		}
 	}
-	return nil
+	return inst, nil
 }
 
-// discardLocked closes and forgets the current instance.
-func (p *Plugin) discardLocked() {
-	if p.inst == nil {
-		return
-	}
-	p.inst.close()
-	p.inst = nil
+// startDeadline is the error of a start that outlived its deadline.
+func (p *Plugin) startDeadline() error {
+	return status.Errorf(codes.DeadlineExceeded, "plugin %q: starting an instance: start deadline %s exceeded (instantiation, _initialize and the replay of Describe and Configure); the instance was discarded", p.cfg.Name, p.cfg.startTimeout)
 }
 
 // short returns a full method name's last element: "Notify".
@@ -313,24 +380,25 @@ func short(method string) string {
 	return method[strings.LastIndexByte(method, '/')+1:]
 }
 
-// callLocked runs one request on the current instance: payload, or req
-// encoded straight into the guest's memory when req is not nil. It decodes
-// the reply into resp (if not nil) straight from the guest's memory, before
-// handing the reply back with svidagent_free; proto.Unmarshal copies what
-// it keeps. On any runtime failure it discards the instance.
-func (p *Plugin) callLocked(ctx context.Context, method string, payload []byte, req, resp proto.Message) error {
-	deadline := p.cfg.callTimeout
+// callOn runs one request on inst, under limit and ctx's deadline:
+// payload, or req encoded straight into the guest's memory when req is not
+// nil. It decodes the reply into resp (if not nil) straight from the
+// guest's memory, before handing the reply back with svidagent_free;
+// proto.Unmarshal copies what it keeps. On any runtime failure it closes
+// inst (inst.dead), which its owner then forgets. The caller holds
+// Plugin.mu or owns inst alone (a start).
+func (p *Plugin) callOn(ctx context.Context, inst *instance, limit time.Duration, method string, payload []byte, req, resp proto.Message) error {
+	deadline := limit
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < deadline {
 		deadline = time.Until(dl).Round(time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	inst := p.inst
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
 	inst.begin(ctx)
 	defer inst.end()
 	fail := func(code codes.Code, format string, args ...any) error {
-		p.discardLocked()
+		inst.close()
 		return status.Errorf(code, "plugin %q: call %s: %s; the instance was discarded", p.cfg.Name, short(method), fmt.Sprintf(format, args...))
 	}
 
@@ -454,7 +522,8 @@ func firstLine(s string) string {
 
 // Close closes the instance, the compiled module, the runtime and the
 // compilation cache. It waits for a call in progress (bounded by that
-// call's deadline) and is idempotent.
+// call's deadline), stops an instance being started and waits for that
+// (promptly: its context is canceled), and is idempotent.
 func (p *Plugin) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -462,7 +531,18 @@ func (p *Plugin) Close() error {
 		return nil
 	}
 	p.closed = true
-	p.discardLocked()
+	if st := p.starting; st != nil {
+		p.starting = nil
+		st.cancel()
+		<-st.done
+		if st.inst != nil {
+			st.inst.close()
+		}
+	}
+	if p.inst != nil {
+		p.inst.close()
+		p.inst = nil
+	}
 	p.svc.Close(context.Background())
 	p.closeRuntime()
 	return nil

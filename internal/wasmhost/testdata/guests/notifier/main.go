@@ -18,6 +18,10 @@
 //	"http:URL"     GET URL through the HTTP host service; the message
 //	               reports the status code and body
 //
+// Its environment can slow or break its start (_initialize):
+// NOTIFIER_INIT_SLEEP (a time.Duration) sleeps that long in init, and
+// NOTIFIER_INIT_PANIC panics there.
+//
 // Built with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o notifier.wasm ./testdata/guests/notifier
@@ -34,6 +38,15 @@ import (
 )
 
 func main() {}
+
+func init() {
+	if d, err := time.ParseDuration(os.Getenv("NOTIFIER_INIT_SLEEP")); err == nil {
+		time.Sleep(d)
+	}
+	if os.Getenv("NOTIFIER_INIT_PANIC") != "" {
+		panic("init boom")
+	}
+}
 
 //go:wasmexport svidagent_abi_v1
 func marker() {}
