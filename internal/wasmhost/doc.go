@@ -43,7 +43,14 @@
 // Concurrency: calls are serialised per plugin by a mutex; there is one
 // instance, never entered concurrently. Failure: a trap, an exit, a
 // deadline, memory exhaustion or a malformed reply closes and discards the
-// instance (wazero leaves an instance that trapped open), and the next call
-// instantiates a fresh one from the compiled module and replays the last
-// successful Describe and Configure to it first.
+// instance (wazero leaves an instance that trapped open), and a fresh one
+// is started right away in the background: instantiated from the compiled
+// module, its _initialize run and the last successful Describe and
+// Configure replayed to it, under the plugin's start deadline
+// (Limits.StartTimeout, default 10 s), not under any call's. The next call
+// waits for it (bounded by its context) and then gets its full call
+// timeout, so a guest whose start is slower than its call timeout still
+// recovers. A start that fails or outlives its deadline is reported to the
+// call that waits for it, and the call after that starts again. The first
+// instance is started the same way, by the first call.
 package wasmhost
