@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,12 +16,32 @@ import (
 // pinDirMode is the mode of <StateDir>/plugins and of the pinned copies.
 const pinDirMode = 0o700
 
+// pinChunk is the size of the reads that compare an executable with its
+// pinned copy.
+const pinChunk = 1 << 20
+
 // pin reads path once, hashes those bytes, compares them with want (a hex
 // sha256; empty skips the comparison) and makes sure that
 // <stateDir>/plugins/<sha256> holds exactly those bytes, mode 0700. It
 // returns the copy's path and the sha256. The copy is what gets executed:
 // the bytes hashed are the bytes run, whatever happens to path later.
 func pin(path, want, stateDir string) (pinned, sum string, err error) {
+	if want != "" {
+		// Every start but the first: the copy exists. One pass over both
+		// files, a chunk at a time, hashes the executable and compares it
+		// with the copy.
+		pinned = filepath.Join(stateDir, "plugins", strings.ToLower(want))
+		same, sum, err := sameAsPinned(path, pinned)
+		if err != nil {
+			return "", "", err
+		}
+		if sum != "" && sum != strings.ToLower(want) {
+			return "", sum, mismatchErr(path, sum, want)
+		}
+		if same {
+			return pinned, sum, nil
+		}
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", "", fmt.Errorf("reading plugin %s: %w", path, err)
@@ -28,8 +49,7 @@ func pin(path, want, stateDir string) (pinned, sum string, err error) {
 	h := sha256.Sum256(b)
 	sum = hex.EncodeToString(h[:])
 	if want != "" && !strings.EqualFold(want, sum) {
-		return "", sum, fmt.Errorf("verifying plugin %s: its sha256 is %s but the config pins %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
-			path, sum, strings.ToLower(want), path)
+		return "", sum, mismatchErr(path, sum, want)
 	}
 	dir := filepath.Join(stateDir, "plugins")
 	if err := os.MkdirAll(dir, pinDirMode); err != nil {
@@ -84,12 +104,17 @@ func pinnedOK(pinned, sum string) (bool, error) {
 		return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
 	}
 	if fi.Mode().IsRegular() && fi.Mode().Perm() == pinDirMode {
-		b, err := os.ReadFile(pinned)
+		f, err := os.Open(pinned)
 		if err != nil {
 			return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
 		}
-		h := sha256.Sum256(b)
-		if hex.EncodeToString(h[:]) == sum {
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		_ = f.Close()
+		if err != nil {
+			return false, fmt.Errorf("checking the pinned plugin %s: %w", pinned, err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) == sum {
 			return true, nil
 		}
 	}
@@ -123,4 +148,59 @@ func pinnedSame(pinned string, b []byte) (bool, error) {
 		return false, fmt.Errorf("removing the stale pinned plugin %s: %w", pinned, err)
 	}
 	return false, nil
+}
+
+func mismatchErr(path, sum, want string) error {
+	return fmt.Errorf("verifying plugin %s: its sha256 is %s but the config pins %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
+		path, sum, strings.ToLower(want), path)
+}
+
+// sameAsPinned reads path once, a chunk at a time, hashing it and
+// comparing it with pinned. same reports whether pinned is a regular 0700
+// file holding exactly the bytes hashed. sum is the hex sha256 of path, or
+// empty when pinned is missing or cannot match (then path is not read).
+// The caller falls back to pin's copy, which reports and replaces a bad
+// pinned file.
+func sameAsPinned(path, pinned string) (same bool, sum string, err error) {
+	fi, err := os.Lstat(pinned)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != pinDirMode {
+		return false, "", nil
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return false, "", fmt.Errorf("reading plugin %s: %w", path, err)
+	}
+	defer src.Close()
+	if si, err := src.Stat(); err != nil || si.Size() != fi.Size() {
+		return false, "", nil
+	}
+	cp, err := os.Open(pinned)
+	if err != nil {
+		return false, "", nil
+	}
+	defer cp.Close()
+	h := sha256.New()
+	a, b := make([]byte, pinChunk), make([]byte, pinChunk)
+	same = true
+	for {
+		n, rerr := io.ReadFull(src, a)
+		if n > 0 {
+			h.Write(a[:n])
+			if same {
+				m, _ := io.ReadFull(cp, b[:n])
+				same = m == n && bytes.Equal(a[:n], b[:n])
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return false, "", fmt.Errorf("reading plugin %s: %w", path, rerr)
+		}
+	}
+	if same { // the copy ends where the executable does
+		n, _ := cp.Read(b[:1])
+		same = n == 0
+	}
+	return same, hex.EncodeToString(h.Sum(nil)), nil
 }
