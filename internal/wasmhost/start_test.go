@@ -122,7 +122,8 @@ func TestStartFailures(t *testing.T) {
 
 // TestCloseWhileStarting checks that Close stops an instance being started
 // (its guest sleeping in init for an hour, under the default 10 s start
-// deadline) and leaves no goroutine behind.
+// deadline), releases the calls waiting for it, and leaves no goroutine
+// behind.
 func TestCloseWhileStarting(t *testing.T) {
 	before := runtime.NumGoroutine()
 	cfg, _ := config(t, "notifier")
@@ -137,8 +138,19 @@ func TestCloseWhileStarting(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "while a fresh instance was starting") {
 		t.Fatalf("Describe under 100ms = %v, want DEADLINE_EXCEEDED while starting", err)
 	}
+	// Callers without a deadline wait for the start until Close, which
+	// they race; each learns that the plugin is closed.
+	errs := make(chan error, 4)
+	for range cap(errs) {
+		go func() { errs <- notify(context.Background(), p, "ok") }()
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
+	}
+	for range cap(errs) {
+		if err := <-errs; status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("Notify racing Close = %v, want FAILED_PRECONDITION: closed", err)
+		}
 	}
 	if err := notify(context.Background(), p, "ok"); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("Notify after Close = %v, want FAILED_PRECONDITION: closed", err)
