@@ -175,6 +175,13 @@ func (p *grpcPlugin) serve(ctx context.Context, method string, req []byte) (*raw
 		d := &pluginv1.DescribeRequest{}
 		if err := proto.Unmarshal(req, d); err == nil {
 			p.host.setID(d.GetHostBrokerId())
+			// Dial now: go-plugin's broker keeps the host's connection
+			// details for 5 s only, so a first host call (a log line,
+			// an HTTP request) made later than that would fail. An error
+			// here leaves the dial to the first host call, which reports it.
+			if d.GetHostBrokerId() != 0 {
+				_, _ = p.host.client()
+			}
 		} // else the Dispatcher answers INVALID_ARGUMENT
 	}
 	code, msg, out := p.d.Handle(ctx, method, req)
@@ -187,7 +194,7 @@ func (p *grpcPlugin) serve(ctx context.Context, method string, req []byte) (*raw
 
 // hostConn reaches the host services through the go-plugin broker: the
 // host serves them on the broker id it sends in DescribeRequest, and the
-// connection is dialed on the first host call.
+// connection is dialed when that Describe arrives.
 type hostConn struct {
 	mu     sync.Mutex
 	broker *plugin.GRPCBroker
