@@ -47,6 +47,7 @@ func openWASM(ctx context.Context, e *config.External, env runtimeEnv) (conn, er
 			MemoryBytes:   e.Limits.MemoryBytes,
 			CallTimeout:   e.Limits.Timeout,
 			MaxReplyBytes: e.Limits.MaxReplyBytes,
+			StartTimeout:  e.StartTimeout,
 		},
 		AllowHosts: e.AllowHosts,
 		WriteDir:   e.WriteDir,

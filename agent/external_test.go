@@ -200,6 +200,9 @@ func TestExternalLoadFailure(t *testing.T) {
 // TestCeilingsMatch: the config loader rejects limits above the same
 // ceilings the WASM runtime enforces.
 func TestCeilingsMatch(t *testing.T) {
+	if config.MaxWASMStartTimeout != wasmhost.MaxStartTimeout {
+		t.Errorf("config's WASM start_timeout ceiling %s, wasmhost's %s", config.MaxWASMStartTimeout, wasmhost.MaxStartTimeout)
+	}
 	if config.MaxPluginMemory != wasmhost.MaxMemoryBytes || config.MaxPluginReply != wasmhost.MaxReplyBytes {
 		t.Errorf("config ceilings %d/%d, wasmhost %d/%d", config.MaxPluginMemory, config.MaxPluginReply, wasmhost.MaxMemoryBytes, wasmhost.MaxReplyBytes)
 	}

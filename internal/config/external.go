@@ -34,6 +34,9 @@ const (
 	MaxPluginMemory     = 32 << 20
 	MaxPluginReply      = 4 << 20
 	DefaultStartTimeout = 10 * time.Second
+	// MaxWASMStartTimeout is the host ceiling of a WASM plugin's
+	// start_timeout (wasmhost.MaxStartTimeout).
+	MaxWASMStartTimeout = 10 * time.Second
 )
 
 // MaxPluginTimeout returns the ceiling of a plugin call's deadline for
@@ -67,7 +70,10 @@ type External struct {
 	// InsecureSkipChecksum skips the pin, for development; the agent logs
 	// a warning at every start. Default: false.
 	InsecureSkipChecksum bool `json:"insecure_skip_checksum,omitempty"`
-	// StartTimeout bounds a command plugin's start. Default: 10s.
+	// StartTimeout bounds the plugin's start: a command plugin's exec and
+	// handshake, a WASM plugin's instantiation, _initialize and the replay
+	// of Describe and Configure (also of a fresh instance after a trap).
+	// Default: 10s, which is also the ceiling for a WASM plugin.
 	StartTimeout time.Duration `json:"start_timeout,omitempty"`
 	// ConfigJSON is the config {} block, as JSON. Default: {}.
 	ConfigJSON json.RawMessage `json:"config"`
@@ -208,12 +214,12 @@ func decodeExternal(b *hcl.Block, filename string) (*externalDecl, hcl.Diagnosti
 	if a, ok := at["start_timeout"]; ok {
 		t, ds := durationValue(a, false)
 		diags = append(diags, ds...)
-		if e.Runtime == RuntimeWASM {
-			diags = append(diags, errorf(a.NameRange, "start_timeout for a wasm plugin",
-				"start_timeout bounds a command plugin's start; plugin %q is a WebAssembly module, which has no process to start: remove it.", name))
+		if !ds.HasErrors() && e.Runtime == RuntimeWASM && t > MaxWASMStartTimeout {
+			diags = append(diags, errorf(a.Expr.Range(), "Limit above the ceiling",
+				"start_timeout = %q raises the host ceiling of %s for a WebAssembly plugin's start (instantiation, _initialize, Describe and Configure); write at most %q, or remove the line.", t, MaxWASMStartTimeout, MaxWASMStartTimeout.String()))
 		}
 		e.StartTimeout = t
-	} else if e.Runtime == RuntimeCommand {
+	} else {
 		e.StartTimeout = DefaultStartTimeout
 	}
 	seen := map[string]hcl.Range{}

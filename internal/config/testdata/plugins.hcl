@@ -19,6 +19,7 @@ plugin "webhook" {
   allow {
     hosts = ["127.0.0.1:8080"]
   }
+  start_timeout = "3s"
 }
 
 plugin "webhook-cmd" {

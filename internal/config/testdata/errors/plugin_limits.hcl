@@ -1,7 +1,7 @@
 plugin "hook" {
   wasm   = "hook.wasm"
   sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-  start_timeout = "1s"
+  start_timeout = "20s"
   limits {
     memory    = "64MiB"
     timeout   = "3s"
