@@ -13,5 +13,8 @@ func syncIsFree(f *os.File) bool {
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
 		return false
 	}
-	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+	// Type is int32 on 32-bit platforms and RAMFS_MAGIC overflows it:
+	// compare the 32 bits.
+	t := uint32(st.Type)
+	return t == unix.TMPFS_MAGIC || t == unix.RAMFS_MAGIC
 }
