@@ -4,10 +4,9 @@
 #   bench/run.sh [OUTDIR]      (default: $TMPDIR/svidagent-bench)
 #
 # Needs the SPIRE binaries for the one-shot figure (make spire) and Debian's
-# strace for the idle syscall summary (optional). Takes about 30 minutes on
-# the loaded 2-core machine, most of it in the 1,000-identity scale runs (up
-# to 9 GiB of RAM; SVIDAGENT_BENCH_SCALE_MAX=100 skips them) and the
-# cold WASM compiles. Each step's output goes to OUTDIR/<step>.txt; the
+# strace for the idle syscall summary (optional). Takes 15-30 minutes on
+# the 2-core machine, most of it in the cold WASM compiles and the 60 s idle
+# run (SVIDAGENT_BENCH_SCALE_MAX=100 skips the 1,000-identity scale runs). Each step's output goes to OUTDIR/<step>.txt; the
 # BENCH-FIGURE lines and the benchmark results are what PERFORMANCE.md
 # quotes. The machine and its load are recorded in OUTDIR/machine.txt.
 set -euo pipefail

@@ -61,7 +61,7 @@ func (l *logTail) records() []map[string]any {
 }
 
 // scaleMax is the largest N TestScale runs: SVIDAGENT_BENCH_SCALE_MAX, by
-// default 1000. At 1,000 the agent needed up to 9 GiB (docs/PERFORMANCE.md).
+// default 1000. At 1,000 the agent peaks at about 130 MiB (docs/PERFORMANCE.md §5).
 func scaleMax() int {
 	if n, err := strconv.Atoi(os.Getenv("SVIDAGENT_BENCH_SCALE_MAX")); err == nil && n > 0 {
 		return n
