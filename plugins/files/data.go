@@ -36,8 +36,10 @@ const (
 //     the new set lacks, and remove the old version directories.
 //
 // A failure up to the fsync of Dir in step 3 points "..data" back at the
-// previous version (if the swap was made), removes what the Write created
-// and leaves the published set as it was. Like a flat commit, a rotation
+// previous version (if the swap was made), fsyncs Dir again, removes what
+// the Write created and leaves the published set as it was; when that
+// second fsync fails too, the new version directory stays, since "..data"
+// may still point at it on disk. Like a flat commit, a rotation
 // waits for two rounds of fsync: the new version, then the swap.
 func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 	dir := w.cfg.Dir
@@ -73,6 +75,13 @@ func (w *Writer) writeData(entries []entry) (paths []string, err error) {
 			if rerr := restoreDataLink(dir, oldVersion); rerr != nil {
 				err = errors.Join(err, rerr)
 				return // version is what "..data" points at: keep it
+			}
+			// The restored link must be durable before the version it
+			// replaced goes: a crash in between could leave "..data"
+			// pointing at a removed directory.
+			if serr := w.syncDirs(dir); serr != nil {
+				err = errors.Join(err, serr)
+				return // "..data" may still point at version on disk: keep it
 			}
 		}
 		for _, p := range created {
