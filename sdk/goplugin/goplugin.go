@@ -102,7 +102,7 @@ func newGRPCPlugin(info sdk.Info, impl any) (*grpcPlugin, error) {
 const goPluginStreams = 2
 
 // newServer is the plugin's gRPC server: go-plugin's options (the
-// AutoMTLS credentials) and two more for the call path. serverCodec lets
+// AutoMTLS credentials) and two more for the call path. rawCodec lets
 // the host API services be served raw (see rawService). Stream workers run
 // each call on a long-lived goroutine whose stack has grown already,
 // instead of on a new goroutine that grows its stack on every call; when
@@ -110,7 +110,7 @@ const goPluginStreams = 2
 // per CPU besides those go-plugin's own streams hold.
 func newServer(opts []grpc.ServerOption) *grpc.Server {
 	opts = append(opts,
-		grpc.ForceServerCodecV2(serverCodec{}),
+		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.NumStreamWorkers(uint32(goPluginStreams+runtime.GOMAXPROCS(0))),
 	)
 	return grpc.NewServer(opts...)
@@ -252,7 +252,7 @@ func (h *hostConn) call(ctx context.Context, method string, req []byte) (uint32,
 		defer cancel()
 	}
 	in, out := rawMsg(req), rawMsg(nil)
-	if err := conn.Invoke(ctx, method, &in, &out, grpc.ForceCodec(rawCodec{})); err != nil {
+	if err := conn.Invoke(ctx, method, &in, &out, grpc.ForceCodecV2(rawCodec{})); err != nil {
 		st := status.Convert(err)
 		return uint32(st.Code()), st.Message(), nil
 	}
@@ -262,45 +262,23 @@ func (h *hostConn) call(ctx context.Context, method string, req []byte) (uint32,
 // rawMsg is a message already in protobuf binary form.
 type rawMsg []byte
 
-// rawCodec passes rawMsg through untouched; the host calls are encoded by
-// the guest package already. It names itself "proto" so that the wire
-// content type is the ordinary one.
+// rawCodec is the codec of the plugin's server and of its host calls. It
+// passes rawMsg through untouched (the Dispatcher and the guest package
+// encode and decode those) and encodes every other message (go-plugin's
+// health, broker, controller and stdio services) with gRPC's protobuf
+// codec, under the ordinary "proto" name.
 type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	m, ok := v.(*rawMsg)
-	if !ok {
-		return nil, fmt.Errorf("encoding a host call: unexpected message type %T", v)
-	}
-	return *m, nil
-}
-
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	m, ok := v.(*rawMsg)
-	if !ok {
-		return fmt.Errorf("decoding a host call: unexpected message type %T", v)
-	}
-	*m = append((*m)[:0], data...)
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
-
-// serverCodec is the plugin server's codec. It passes rawMsg through
-// untouched and encodes every other message (go-plugin's health, broker,
-// controller and stdio services) with gRPC's protobuf codec.
-type serverCodec struct{}
 
 var protoCodec = encoding.GetCodecV2(grpcproto.Name)
 
-func (serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(*rawMsg); ok {
 		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
 	}
 	return protoCodec.Marshal(v)
 }
 
-func (serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*rawMsg); ok {
 		*m = data.Materialize()
 		return nil
@@ -308,4 +286,4 @@ func (serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return protoCodec.Unmarshal(data, v)
 }
 
-func (serverCodec) Name() string { return grpcproto.Name }
+func (rawCodec) Name() string { return grpcproto.Name }

@@ -60,25 +60,6 @@ func TestLoggerWritesHCLogJSON(t *testing.T) {
 	}
 }
 
-func TestRawCodec(t *testing.T) {
-	c := rawCodec{}
-	in := rawMsg("payload")
-	b, err := c.Marshal(&in)
-	if err != nil || string(b) != "payload" {
-		t.Fatalf("Marshal = %q, %v", b, err)
-	}
-	var out rawMsg
-	if err := c.Unmarshal([]byte("answer"), &out); err != nil || string(out) != "answer" {
-		t.Fatalf("Unmarshal = %q, %v", out, err)
-	}
-	if _, err := c.Marshal("not raw"); err == nil {
-		t.Error("Marshal of a non-raw message succeeded")
-	}
-	if c.Name() != "proto" {
-		t.Errorf("Name() = %q", c.Name())
-	}
-}
-
 func TestNewGRPCPluginRejectsBadImpl(t *testing.T) {
 	if _, err := newGRPCPlugin(sdkInfo("x"), struct{}{}); err == nil {
 		t.Error("a value of no plugin kind was accepted")
@@ -160,7 +141,7 @@ func TestServerServesRaw(t *testing.T) {
 
 	// 0x0a 0x05 announces a 5-byte name but the message ends.
 	garbage, answer := rawMsg{0x0a, 0x05, 'x'}, rawMsg(nil)
-	err = conn.Invoke(ctx, "/"+guest.MethodNotify, &garbage, &answer, grpc.ForceCodec(rawCodec{}))
+	err = conn.Invoke(ctx, "/"+guest.MethodNotify, &garbage, &answer, grpc.ForceCodecV2(rawCodec{}))
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Notify with a truncated request = %v, want INVALID_ARGUMENT", err)
 	}
@@ -176,8 +157,8 @@ func TestServerServesRaw(t *testing.T) {
 	}
 }
 
-func TestServerCodec(t *testing.T) {
-	c := serverCodec{}
+func TestRawCodec(t *testing.T) {
+	c := rawCodec{}
 	in := rawMsg("payload")
 	b, err := c.Marshal(&in)
 	if err != nil || string(b.Materialize()) != "payload" {
