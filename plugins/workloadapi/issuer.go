@@ -124,7 +124,7 @@ func (i *Issuer) Issue(ctx context.Context, req *hostapi.IssueRequest) (*hostapi
 		if err != nil {
 			return nil, i.wrap("fetching X509-SVIDs", err)
 		}
-		svids, err := newX509Index(x.SVIDs).selectFor(req)
+		svids, err := selectX509(x.SVIDs, req)
 		if err != nil {
 			return nil, fmt.Errorf("selecting an X509-SVID: %w", err)
 		}

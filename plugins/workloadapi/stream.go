@@ -155,24 +155,33 @@ func (s *stream) join(sub *subscriber) (*run, error) {
 }
 
 // leave unsubscribes sub, stops the stream if sub was the last, and waits
-// until the goroutine of joined has exited unless joined still serves
-// other subscribers.
+// until the goroutine of joined (and of the run it stopped) has exited
+// unless joined still serves other subscribers. A subscriber that ended or
+// close failed is no longer subscribed: its leave only waits for joined.
 func (s *stream) leave(sub *subscriber, joined *run) {
+	var stopped *run
 	s.mu.Lock()
-	delete(s.subs, sub)
-	if len(s.subs) == 0 && s.cur != nil {
-		s.cur.cancel()
-		s.resetLocked()
+	if _, ok := s.subs[sub]; ok {
+		delete(s.subs, sub)
+		if len(s.subs) == 0 && s.cur != nil {
+			stopped = s.cur
+			stopped.cancel()
+			s.resetLocked()
+		}
 	}
 	live := s.cur
 	s.mu.Unlock()
-	if joined != live {
+	if stopped != nil {
+		<-stopped.done
+	}
+	if joined != live && joined != stopped {
 		<-joined.done
 	}
 }
 
 // close stops the stream for good: every subscriber's Watch ends with
-// errClosed. It waits until the goroutine has exited.
+// errClosed, and the subscribers are dropped. It waits until the goroutine
+// has exited.
 func (s *stream) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -184,6 +193,7 @@ func (s *stream) close() {
 	for sub := range s.subs {
 		sub.fail(errClosed)
 	}
+	clear(s.subs)
 	s.mu.Unlock()
 	if r != nil {
 		<-r.done
@@ -237,8 +247,8 @@ func (s *stream) report(r *run, err error) {
 }
 
 // ended handles the end of run r's watch: unless r was stopped, go-spiffe
-// gave up (an error it cannot retry), which ends every subscriber's Watch.
-// The next subscriber starts a new run.
+// gave up (an error it cannot retry), which ends every subscriber's Watch
+// and unsubscribes it. The next subscriber starts a new run.
 func (s *stream) ended(r *run, err error) {
 	if r.ctx.Err() != nil {
 		return
@@ -254,9 +264,12 @@ func (s *stream) ended(r *run, err error) {
 	}
 	r.cancel()
 	s.resetLocked()
+	// Drop the failed subscribers: a run started before they leave serves
+	// only the callers that join it, and stops when the last of them leaves.
 	for sub := range s.subs {
 		sub.fail(err)
 	}
+	clear(s.subs)
 }
 
 // x509Snapshot is one X.509 context, indexed once for every subscriber's
@@ -304,7 +317,7 @@ func newX509Index(svids []*x509svid.SVID) *x509Index {
 // returned is the caller's; the SVIDs are shared and must not be modified.
 func (x *x509Index) selectFor(req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
 	if len(x.svids) == 0 {
-		return nil, errors.New("the Workload API offered no X509-SVID; check the workload's registration entries")
+		return nil, errNoX509SVID
 	}
 	switch {
 	case req.All:
@@ -324,12 +337,41 @@ func (x *x509Index) selectFor(req *hostapi.IssueRequest) ([]*x509svid.SVID, erro
 	default:
 		return []*x509svid.SVID{x.svids[0]}, nil
 	}
-	return nil, x.notFound(req)
+	return nil, x509NotFound(x.svids, req)
 }
 
-func (x *x509Index) notFound(req *hostapi.IssueRequest) error {
-	offered := make([]string, 0, len(x.svids))
-	for _, s := range x.svids {
+var errNoX509SVID = errors.New("the Workload API offered no X509-SVID; check the workload's registration entries")
+
+// selectX509 is selectFor by a scan of svids, for a single selection
+// (Issue), where building the index would cost more than it saves.
+func selectX509(svids []*x509svid.SVID, req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
+	if len(svids) == 0 {
+		return nil, errNoX509SVID
+	}
+	switch {
+	case req.All:
+		return slices.Clone(svids), nil
+	case !req.SPIFFEID.IsZero():
+		for _, s := range svids {
+			if s.ID == req.SPIFFEID && (req.Hint == "" || s.Hint == req.Hint) {
+				return []*x509svid.SVID{s}, nil
+			}
+		}
+	case req.Hint != "":
+		for _, s := range svids {
+			if s.Hint == req.Hint {
+				return []*x509svid.SVID{s}, nil
+			}
+		}
+	default:
+		return []*x509svid.SVID{svids[0]}, nil
+	}
+	return nil, x509NotFound(svids, req)
+}
+
+func x509NotFound(svids []*x509svid.SVID, req *hostapi.IssueRequest) error {
+	offered := make([]string, 0, len(svids))
+	for _, s := range svids {
 		if s.Hint != "" {
 			offered = append(offered, fmt.Sprintf("%s (hint %q)", s.ID, s.Hint))
 		} else {

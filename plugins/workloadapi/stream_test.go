@@ -386,7 +386,13 @@ func TestWatchAfterClose(t *testing.T) {
 func TestWatchHammer(t *testing.T) {
 	m := newMany(t, 4)
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
 	for g := range 8 {
 		wg.Go(func() {
 			for n := range 15 {
@@ -411,16 +417,16 @@ func TestWatchHammer(t *testing.T) {
 				}
 				cancel()
 				if err := <-done; err != nil {
-					errs <- err
+					fail(err)
 				}
 				close(got)
 				for other := range got {
 					if other != id {
-						errs <- fmt.Errorf("watch for %s got %s", id, other)
+						fail(fmt.Errorf("watch for %s got %s", id, other))
 					}
 				}
 				if first != id {
-					errs <- fmt.Errorf("watch for %s got %v first", id, first)
+					fail(fmt.Errorf("watch for %s got %v first", id, first))
 				}
 			}
 		})
@@ -429,8 +435,7 @@ func TestWatchHammer(t *testing.T) {
 		m.rotate(t)
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range errs {
 		t.Error(err)
 	}
 	m.waitStreams(t, 0, 0)
