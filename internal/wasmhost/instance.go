@@ -28,6 +28,7 @@ type instance struct {
 	svc               *hostsvc.Services // the plugin's grants
 	mod               api.Module
 	mem               api.Memory
+	linear            experimental.LinearMemory // mem's backing, freed by close
 	alloc, free, call api.Function
 
 	// Set for the duration of a call (begin/end), read by host functions
@@ -86,6 +87,13 @@ func (i *instance) close() {
 	}
 	i.dead = true
 	_ = i.mod.Close(context.Background())
+	// The module may have been closed already, by a deadline that fired
+	// as a call returned, with its memory left for a later call to free
+	// (wazero's closeModuleOnCanceledOrTimeout): free it here. A second
+	// Free does nothing.
+	if i.linear != nil {
+		i.linear.Free()
+	}
 	i.stdout.flush()
 	i.stderr.flush()
 }
@@ -105,8 +113,13 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 		WithStderr(inst.stderr).
 		WithNanosleep(inst.sleep)
 	ctx = context.WithValue(ctx, instanceKey{}, inst)
-	mod, err := p.eng.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, p.mem), p.compiled, cfg)
+	alloc := &limitedMemory{limit: p.memLimit}
+	mod, err := p.eng.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), p.compiled, cfg)
+	inst.linear = alloc.mem
 	if err != nil {
+		if inst.linear != nil {
+			inst.linear.Free()
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, p.startDeadline()
 		}
@@ -136,7 +149,8 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 // instantiateHost instantiates the svidagent_host_v1 module (ABI.md §5) in
 // an engine's runtime, once for all its plugins. Its functions find the
 // calling instance, and through it the plugin's grants, in the context of
-// the host's call into the guest (instanceKey); without one they refuse.
+// the host's call into the guest (instanceKey); without one, or when it is
+// not the module calling, they refuse.
 func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
 	_, err := rt.NewHostModuleBuilder("svidagent_host_v1").
@@ -159,7 +173,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	level, ptr, n := int32(uint32(stack[0])), uint32(stack[1]), uint32(stack[2])
 	inst, _ := ctx.Value(instanceKey{}).(*instance)
-	if inst == nil || ctx.Err() != nil {
+	if inst == nil || inst.mod != m || ctx.Err() != nil {
 		return
 	}
 	b, ok := m.Memory().Read(ptr, n)
@@ -173,7 +187,7 @@ func hostCall(ctx context.Context, m api.Module, stack []uint64) {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	inst, _ := ctx.Value(instanceKey{}).(*instance)
 	stack[0] = uint64(uint32(0xffffffff)) // -1
-	if inst == nil {
+	if inst == nil || inst.mod != m {
 		return
 	}
 	b, ok := m.Memory().Read(ptr, n)
@@ -200,7 +214,7 @@ func hostTake(ctx context.Context, m api.Module, stack []uint64) {
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	inst, _ := ctx.Value(instanceKey{}).(*instance)
 	stack[0] = uint64(uint32(0xffffffff)) // -1
-	if inst == nil || !inst.hasPending || int(n) < len(inst.pending) {
+	if inst == nil || inst.mod != m || !inst.hasPending || int(n) < len(inst.pending) {
 		return
 	}
 	if !m.Memory().Write(ptr, inst.pending) {

@@ -11,17 +11,27 @@ import "github.com/tetratelabs/wazero/experimental"
 // counted towards the Go collector's heap goal, so that the host heap does
 // not grow by twice each guest's memory. memory.grow past the limit fails
 // (the guest sees -1, a Go guest dies with "out of memory").
+//
+// One is used per instantiation, and records the memory it hands out, so
+// that instance.close can free it itself: wazero leaves a module's
+// resources unfreed when a call's deadline closes the module just after
+// the guest returned, for a later call to release, and a later Close of
+// the module then frees nothing. Memory on the Go heap would be collected;
+// a mapping would stay for the life of the process.
 type limitedMemory struct {
 	limit uint64 // bytes
+	mem   experimental.LinearMemory
 }
 
 // Allocate implements experimental.MemoryAllocator.
-func (a limitedMemory) Allocate(capacity, max uint64) experimental.LinearMemory {
+func (a *limitedMemory) Allocate(capacity, max uint64) experimental.LinearMemory {
 	max = min(max, a.limit)
-	if m := mapMemory(max); m != nil {
-		return m
+	m := mapMemory(max)
+	if m == nil {
+		m = &heapMemory{max: max}
 	}
-	return &heapMemory{max: max}
+	a.mem = m
+	return m
 }
 
 // heapMemory is linear memory on the Go heap, grown like wazero's own
@@ -45,4 +55,4 @@ func (m *heapMemory) Reallocate(size uint64) []byte {
 
 func (m *heapMemory) Free() { m.buf = nil }
 
-var _ experimental.MemoryAllocator = limitedMemory{}
+var _ experimental.MemoryAllocator = (*limitedMemory)(nil)

@@ -47,7 +47,7 @@ type Plugin struct {
 	mod      *module // shared with the other plugins of the same sha256
 	compiled wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
-	mem      limitedMemory
+	memLimit uint64 // bytes, for each instance's limitedMemory
 	svc      *hostsvc.Services
 
 	mu        sync.Mutex
@@ -170,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 // in it (compiling it if no other plugin holds it), and sets up the
 // plugin's grants and module config.
 func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin, error) {
-	p := &Plugin{cfg: r, sha256: sum, mem: limitedMemory{limit: uint64(r.memPages) * pageSize}}
+	p := &Plugin{cfg: r, sha256: sum, memLimit: uint64(r.memPages) * pageSize}
 	logger := hostsvc.NewLogger(r.Logger, r.Name, r.Limits.LogLinesPerSecond)
 	p.svc = &hostsvc.Services{Logger: logger}
 	if len(r.AllowHosts) > 0 {
@@ -248,9 +248,11 @@ func (p *Plugin) closeRuntime() {
 // earlier of ctx's and the plugin's call timeout. When the plugin has no
 // instance (the first call, or after one was discarded), Invoke first
 // waits, bounded by ctx, for one to be started; the start has its own
-// deadline (Limits.StartTimeout), and a start that failed is reported to
-// the call that finds it. Errors are gRPC status
-// errors: the guest's own status, or, when the runtime failed the call,
+// deadline (Limits.StartTimeout). A start that failed is reported to a
+// call that started it or waited for it; a call that finds one that had
+// already failed when it came starts another and waits for that one, so
+// that a stale error is never reported. Errors are gRPC status errors:
+// the guest's own status, or, when the runtime failed the call,
 // DEADLINE_EXCEEDED, CANCELED, RESOURCE_EXHAUSTED or INTERNAL with a
 // message saying what happened and that the instance was discarded.
 func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
@@ -274,9 +276,11 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 	if p.closed {
 		return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
 	}
+	var waited *starting // the start this call started or waited for
 	for p.inst == nil {
 		if p.starting == nil {
 			p.startLocked()
+			waited = p.starting
 		}
 		st := p.starting
 		select {
@@ -292,6 +296,7 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 				werr = ctx.Err()
 			}
 			p.mu.Lock()
+			waited = st
 			if p.closed {
 				return status.Errorf(codes.FailedPrecondition, "plugin %q: call %s: the plugin is closed", p.cfg.Name, short(method))
 			}
@@ -302,6 +307,15 @@ func (p *Plugin) Invoke(ctx context.Context, method string, req, resp proto.Mess
 		}
 		p.starting = nil
 		if st.err != nil {
+			if st != waited {
+				// It failed before this call came (a background start
+				// after a discard, or one whose caller gave up): the
+				// error may be long stale, so try afresh, once, and
+				// report that start's outcome.
+				p.startLocked()
+				waited = p.starting
+				continue
+			}
 			return st.err
 		}
 		p.inst = st.inst
@@ -425,6 +439,9 @@ func (p *Plugin) callOn(ctx context.Context, inst *instance, limit time.Duration
 	if req == nil {
 		copy(buf[4+len(name):], payload)
 	} else if err := marshalInto(buf[4+len(name):], req); err != nil {
+		if _, ferr := inst.free.Call(ctx, uint64(ptr), uint64(n)); ferr != nil {
+			return p.failure(ctx, inst, deadline, fail, ferr)
+		}
 		return status.Errorf(codes.Internal, "plugin %q: call %s: encoding the request: %v", p.cfg.Name, short(method), err)
 	}
 	res, err = inst.call.Call(ctx, uint64(ptr), uint64(n))
@@ -477,9 +494,6 @@ func marshalInto(b []byte, m proto.Message) error {
 	}
 	if len(out) != len(b) {
 		return fmt.Errorf("encoded %d bytes, sized %d", len(out), len(b))
-	}
-	if len(out) > 0 && &out[0] != &b[0] { // grown elsewhere: cannot happen at the exact size
-		copy(b, out)
 	}
 	return nil
 }

@@ -2,12 +2,15 @@ package wasmhost_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/svidagent/svidagent/hostapi"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/wasmhost"
@@ -161,5 +164,95 @@ func TestCloseWhileStarting(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after Close, %d before Open", n, before)
+	}
+}
+
+// TestStaleStartErrorRetried checks that a start that failed in the
+// background (the replacement of a discarded instance, whose replayed
+// Configure fails while a host-controlled file exists) is not reported to
+// a later call that did not wait for it: that call starts afresh, and
+// succeeds once the cause is gone. A start that keeps failing is reported
+// to each call, once per call, and is not retried in the background.
+func TestStaleStartErrorRetried(t *testing.T) {
+	out := t.TempDir()
+	flag := filepath.Join(out, "fail-configure")
+	cfg, _ := config(t, "notifier")
+	cfg.Kind, cfg.WriteDir = hostapi.KindWriter, out
+	cfg.Limits.StartTimeout = 10 * time.Second // a failure here is the guest's, not the deadline
+	var restarts atomic.Int32
+	cfg.OnRestart = func() { restarts.Add(1) }
+	p := open(t, cfg, `{"v":"stale"}`)
+	ctx := context.Background()
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	discard := func() {
+		t.Helper()
+		if err := notify(ctx, p, "panic"); status.Code(err) != codes.Internal {
+			t.Fatalf("Notify(panic) = %v, want INTERNAL", err)
+		}
+		if !wasmhost.WaitStart(p) { // the replacement, started in the background, fails
+			t.Fatal("no instance is being started after a discard")
+		}
+	}
+
+	// While Configure fails, a call starts afresh and is told why; the
+	// background start that had failed before it came is not retried.
+	discard()
+	err := notify(ctx, p, "ok")
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "replaying Configure") {
+		t.Fatalf("Notify while Configure fails = %v, want UNAVAILABLE from replaying Configure", err)
+	}
+	if got := restarts.Load(); got != 2 {
+		t.Fatalf("OnRestart called %d times, want 2 (the background start and the call's)", got)
+	}
+	if wasmhost.WaitStart(p) {
+		t.Fatal("an instance is being started after a failed start: it must not be retried in the background")
+	}
+	if err := notify(ctx, p, "ok"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("second Notify while Configure fails = %v, want UNAVAILABLE", err)
+	}
+	if got := restarts.Load(); got != 3 {
+		t.Fatalf("OnRestart called %d times, want 3 (one start per call)", got)
+	}
+
+	// Get an instance, discard it while Configure fails, then clear the
+	// cause: the next call must not get the background start's old error.
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	if err := notify(ctx, p, "ok"); err != nil {
+		t.Fatalf("Notify once Configure works: %v", err)
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	discard()
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	if err := notify(ctx, p, "ok"); err != nil {
+		t.Fatalf("Notify after the cause of a background start's failure is gone = %v, want success (a fresh start)", err)
+	}
+	if err := notify(ctx, p, "echo"); status.Convert(err).Message() != `{"v":"stale"}` {
+		t.Fatalf("echo = %v, want the replayed config", err)
+	}
+}
+
+// TestCloseFreesClosedModule checks that closing an instance frees its
+// linear memory even when wazero had already closed the module without
+// freeing it (a call's deadline firing as the guest returned).
+func TestCloseFreesClosedModule(t *testing.T) {
+	cfg, _ := config(t, "notifier")
+	p := open(t, cfg, `{}`)
+	wazeroFreed, closeFreed, err := wasmhost.CloseFreesClosedModule(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wazeroFreed {
+		t.Fatal("wazero freed the memory of a module closed by its deadline watcher; the test no longer reproduces the leak")
+	}
+	if !closeFreed {
+		t.Fatal("instance.close did not free the memory of an already closed module")
 	}
 }

@@ -20,7 +20,8 @@
 //
 // Its environment can slow or break its start (_initialize):
 // NOTIFIER_INIT_SLEEP (a time.Duration) sleeps that long in init, and
-// NOTIFIER_INIT_PANIC panics there.
+// NOTIFIER_INIT_PANIC panics there. As a writer with an output directory,
+// its Configure fails with UNAVAILABLE while /out/fail-configure exists.
 //
 // Built with:
 //
@@ -104,6 +105,9 @@ func handle(method string, payload []byte) (uint32, string, []byte) {
 	case "svidagent.plugin.v1.Plugin/Validate", "svidagent.plugin.v1.Plugin/Close":
 		return 0, "", nil
 	case "svidagent.plugin.v1.Plugin/Configure":
+		if _, err := os.Stat("/out/fail-configure"); err == nil {
+			return 14, "configure refused: /out/fail-configure exists", nil
+		}
 		config, configured = field(payload, 1), true
 		abi.Log(0, "configured "+config)
 		return 0, "", nil
