@@ -51,6 +51,8 @@
 // waits for it (bounded by its context) and then gets its full call
 // timeout, so a guest whose start is slower than its call timeout still
 // recovers. A start that fails or outlives its deadline is reported to the
-// call that waits for it, and the call after that starts again. The first
+// call that waits for it, and the call after that starts again; a call
+// that finds a start already failed before it came (nobody waited for it)
+// does not report that old error but starts again and waits. The first
 // instance is started the same way, by the first call.
 package wasmhost
