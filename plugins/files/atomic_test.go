@@ -182,22 +182,7 @@ func TestFailedWriteLeavesPreviousFiles(t *testing.T) {
 					if _, err := w.Write(context.Background(), next()); !errors.Is(err, errInjected) {
 						t.Fatalf("Write error = %v, want the injected failure", err)
 					}
-					after := snapshot(t, c.Dir)
-					if !maps.Equal(before, after) {
-						for k, v := range after {
-							if before[k] != v {
-								t.Errorf("%s changed or appeared", k)
-							}
-						}
-						for k := range before {
-							if _, ok := after[k]; !ok {
-								t.Errorf("%s disappeared", k)
-							}
-						}
-					}
-					if tr := transients(t, c.Dir); len(tr) > 0 {
-						t.Errorf("transient files left: %v", tr)
-					}
+					requireUnchanged(t, c.Dir, before)
 				})
 			}
 		})
@@ -461,22 +446,7 @@ func TestFailedSyncLeavesPreviousFiles(t *testing.T) {
 					if n := failed.Load(); n < 1 {
 						t.Errorf("the fsync of %s was never attempted", fail)
 					}
-					after := snapshot(t, c.Dir)
-					if !maps.Equal(before, after) {
-						for k, v := range after {
-							if before[k] != v {
-								t.Errorf("%s changed or appeared", k)
-							}
-						}
-						for k := range before {
-							if _, ok := after[k]; !ok {
-								t.Errorf("%s disappeared", k)
-							}
-						}
-					}
-					if tr := transients(t, c.Dir); len(tr) > 0 {
-						t.Errorf("transient files left: %v", tr)
-					}
+					requireUnchanged(t, c.Dir, before)
 
 					// The writer is not stuck: the next Write succeeds.
 					files.SetSync(w, (*os.File).Sync)
@@ -575,5 +545,25 @@ func TestFailedSyncAfterRestoreKeepsVersion(t *testing.T) {
 	}
 	if n := len(versions()); n != 1 {
 		t.Errorf("%d version directories after the next Write, want 1", n)
+	}
+}
+
+// requireUnchanged checks that dir holds exactly the snapshot before, and
+// no transient file.
+func requireUnchanged(t *testing.T, dir string, before map[string]string) {
+	t.Helper()
+	after := snapshot(t, dir)
+	for k, v := range after {
+		if before[k] != v {
+			t.Errorf("%s changed or appeared", k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			t.Errorf("%s disappeared", k)
+		}
+	}
+	if tr := transients(t, dir); len(tr) > 0 {
+		t.Errorf("transient files left: %v", tr)
 	}
 }
