@@ -317,6 +317,27 @@ func (l *fsLog) record(w *files.Writer, dir string) {
 	})
 }
 
+// secondWriteLog writes p's set twice with a writer for a copy of cfg in
+// a new directory, and returns the fsyncs and renames of the second Write.
+func secondWriteLog(t *testing.T, cfg *files.Config, p *pki) *fsLog {
+	t.Helper()
+	c := *cfg
+	c.Dir = t.TempDir()
+	w, err := files.New(&c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+		t.Fatal(err)
+	}
+	l := &fsLog{}
+	l.record(w, c.Dir)
+	if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // TestSyncOrder checks the durability order of a Write, from its fsyncs
 // and renames: every new file (and, in the data layout, the new version
 // directory) is fsynced before the first rename that exposes it, and
@@ -328,21 +349,9 @@ func TestSyncOrder(t *testing.T) {
 	for _, layout := range []string{files.LayoutFlat, files.LayoutData, files.LayoutSPIFFEFS} {
 		t.Run(layout, func(t *testing.T) {
 			cfg := files.DefaultConfig()
-			cfg.Dir = t.TempDir()
 			cfg.Layout = layout
 			cfg.CombinedFileName = "combined.pem"
-			w, err := files.New(cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.Write(context.Background(), p.set(t)); err != nil {
-				t.Fatal(err)
-			}
-			var l fsLog
-			l.record(w, cfg.Dir)
-			if _, err := w.Write(context.Background(), p.set(t)); err != nil {
-				t.Fatal(err)
-			}
+			l := secondWriteLog(t, cfg, p)
 			firstRename, lastRename := -1, -1
 			synced := map[string]int{} // label -> index of its fsync
 			for i, ev := range l.events {
@@ -394,20 +403,7 @@ func TestFailedSyncLeavesPreviousFiles(t *testing.T) {
 			cfg.CombinedFileName = "combined.pem"
 
 			// The fsyncs of a successful second Write.
-			probe := *cfg
-			probe.Dir = t.TempDir()
-			pw, err := files.New(&probe, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := pw.Write(context.Background(), p.set(t)); err != nil {
-				t.Fatal(err)
-			}
-			var l fsLog
-			l.record(pw, probe.Dir)
-			if _, err := pw.Write(context.Background(), p.set(t)); err != nil {
-				t.Fatal(err)
-			}
+			l := secondWriteLog(t, cfg, p)
 			var labels []string
 			for _, ev := range l.events {
 				if label, ok := strings.CutPrefix(ev, "sync "); ok {
