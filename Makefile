@@ -17,7 +17,7 @@ FUZZTIME ?= 2m
 .PHONY: bench-full cross examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/$$(SPIRE_VERSION)/$(SPIRE_VERSION)/g' | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## build bin/svidagent (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/svidagent ./cmd/svidagent
