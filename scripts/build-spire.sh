@@ -18,7 +18,8 @@
 # start-up with "sqlite3 is not a supported dialect when CGO is not enabled".
 # The agent would build without cgo, but building both with the same settings
 # lets them share the compiled dependency cache. A C compiler (gcc) is needed.
-# A cold build takes about 12 minutes on 2 cores.
+# A cold build took 314 s on 2 cores (2026-12-03, empty caches, other builds
+# running), most of it compiling; the script prints the time it took.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,7 +47,7 @@ mkdir -p "$cache"
 tmp="$(mktemp -d "$cache/.spire-$version.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "build-spire: building SPIRE $version into $bin (cold build: ~12 min on 2 cores)" >&2
+echo "build-spire: building SPIRE $version into $bin (cold build: ~5 min on 2 cores)" >&2
 start=$SECONDS
 chmod 755 "$tmp"
 mkdir -p "$tmp/bin"
