@@ -370,8 +370,14 @@ func (hs *healthServer) shutdown() {
 	_ = hs.srv.Shutdown(ctx)
 }
 
-// loadForReload returns the new configuration.
-func (a *Agent) loadForReload() (*Config, error) {
+// loadForReload returns the new configuration. A loader that panics fails
+// the reload: a reload never takes the agent down.
+func (a *Agent) loadForReload() (cfg *Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, fmt.Errorf("loading the configuration panicked: %v", r)
+		}
+	}()
 	if a.reloadFn != nil {
 		return a.reloadFn()
 	}
@@ -400,8 +406,8 @@ func (a *Agent) loadForReload() (*Config, error) {
 //  5. the old plugins nobody uses any more, and the old health listener,
 //     are closed.
 //
-// When a step before the swap fails, what it built is closed and the old
-// configuration keeps running untouched. The error (with file:line:col for
+// When a step before the swap fails (a loader that panics included), what
+// it built is closed and the old configuration keeps running untouched. The error (with file:line:col for
 // a configuration problem) is logged, counted and returned. A plugin whose
 // file changed while its pinned sha256 did not is kept running as it is,
 // and reported as ReloadFailed, with both hashes, although the rest of the

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -218,6 +217,3 @@ func validatePlugin(cfg any, what string, body *hclsyntax.Body, rename map[strin
 	})
 	return diags
 }
-
-// readSource is os.ReadFile, named for Load's error message.
-var readSource = os.ReadFile

@@ -13,9 +13,12 @@ import (
 // hcl.Diagnostics, each pointing at file:line:col; render it with
 // [FormatError].
 func Load(path string) (*Config, error) {
-	src, err := readSource(path)
+	src, tooLarge, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if tooLarge != nil {
+		return nil, hcl.Diagnostics{tooLarge}
 	}
 	cfg, err := Parse(src, path)
 	if err != nil {
@@ -25,8 +28,20 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// Parse parses src, named filename in messages; see [Load].
-func Parse(src []byte, filename string) (*Config, error) {
+// Parse parses src, named filename in messages; see [Load]. A file over
+// the limits (MaxFileSize, MaxNesting, MaxChain) is refused before HCL
+// parses it, and a panic while parsing becomes an error: no input takes
+// the caller down.
+func Parse(src []byte, filename string) (cfg *Config, err error) {
+	if diags := checkLimits(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, hcl.Diagnostics{errorf(fileStart(filename), "Configuration not understood",
+				"reading the file failed unexpectedly (%v); please report it, with the file. Until then, simplify the file around the last change.", r)}
+		}
+	}()
 	cfg, diags := parse(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
