@@ -58,8 +58,16 @@ var logLevels = []string{"panic", "fatal", "error", "warn", "warning", "info", "
 // the writer's Validate errors.
 var helperRename = map[string]string{"dir": "cert_dir"}
 
-func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hcl.Diagnostics) {
-	diags := attrsToBlocks(body, "jwt_svids", true)
+func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config, diags hcl.Diagnostics) {
+	// Unknown keys are reported with the rest: they must not hide the
+	// value errors elsewhere in the file.
+	var unknown hcl.Diagnostics
+	defer func() {
+		if unknown.HasErrors() {
+			cfg, diags = nil, append(unknown, diags...)
+		}
+	}()
+	diags = attrsToBlocks(body, "jwt_svids", true)
 	diags = append(diags, attrsToBlocks(body, "health_checks", false)...)
 	if diags.HasErrors() {
 		return nil, diags
@@ -77,9 +85,8 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		}
 	}
 	diags = append(diags, rewriteModes(body, src, helperModes)...)
-	content, d := body.Content(helperSchema)
-	d = explain(d, body, helperSchema)
-	diags = append(diags, d...)
+	content, unknown := body.Content(helperSchema)
+	unknown = explain(unknown, body, helperSchema)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -130,7 +137,7 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		// working directory.
 		fc.Dir = "."
 	}
-	cfg := &Config{
+	cfg = &Config{
 		Format:       FormatSPIFFEHelper,
 		DaemonMode:   boolean("daemon_mode", true),
 		FetchTimeout: DefaultFetchTimeout,
@@ -340,10 +347,7 @@ func checkJWTFileNames(jwts []hostapi.JWTRequest, blocks hcl.Blocks, attr string
 
 func helperHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 	c, diags := b.Body.Content(healthChecksSchema)
-	diags = explain(diags, b.Body, healthChecksSchema)
-	if diags.HasErrors() {
-		return diags
-	}
+	diags = explain(diags, b.Body, healthChecksSchema) // reported with the value errors
 	if a, ok := c.Attributes["listener_enabled"]; ok {
 		diags = append(diags, decode(a, &h.Enabled)...)
 	}

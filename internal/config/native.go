@@ -54,11 +54,10 @@ var (
 )
 
 func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hcl.Diagnostics) {
+	// Unknown keys and blocks are reported with the rest: they must not
+	// hide the value errors elsewhere in the file.
 	content, diags := body.Content(nativeSchema)
 	diags = explain(diags, body, nativeSchema)
-	if diags.HasErrors() {
-		return nil, diags
-	}
 	cfg := &Config{
 		Format:       FormatNative,
 		DaemonMode:   true,
@@ -304,10 +303,7 @@ func decodeSVID(b *hcl.Block, src []byte, issuers []string, x *externals) (SVID,
 	s := SVID{Name: b.Labels[0], X509: true, RenewFraction: DefaultRenewFraction, DeclRange: b.DefRange,
 		Writers: []Plugin{}, Notifiers: []Notifier{}}
 	content, diags := b.Body.Content(svidSchema)
-	diags = explain(diags, b.Body, svidSchema)
-	if diags.HasErrors() {
-		return s, diags
-	}
+	diags = explain(diags, b.Body, svidSchema) // reported with the value errors
 	at := content.Attributes
 	if a, ok := at["issuer"]; ok {
 		if d := decode(a, &s.Issuer); d.HasErrors() {
@@ -501,10 +497,7 @@ func decodeNotifier(b *hcl.Block, src []byte, counts map[string]int, x *external
 
 func decodeHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 	c, diags := b.Body.Content(healthSchema)
-	diags = explain(diags, b.Body, healthSchema)
-	if diags.HasErrors() {
-		return diags
-	}
+	diags = explain(diags, b.Body, healthSchema) // reported with the value errors
 	if a, ok := c.Attributes["enabled"]; ok {
 		diags = append(diags, decode(a, &h.Enabled)...)
 	}
