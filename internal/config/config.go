@@ -135,6 +135,11 @@ type Health struct {
 	// ReadinessPath is served 200 while every output holds a current
 	// credential. Default: "/ready".
 	ReadinessPath string `json:"readiness_path"`
+	// ExposeStatus serves /status and /metrics (SPIFFE IDs, serials,
+	// plugin hashes, socket paths) to every client. Default: false, they
+	// are served only on a loopback address; elsewhere the listener serves
+	// the two probes alone.
+	ExposeStatus bool `json:"expose_status"`
 }
 
 // StateDirectory returns StateDir, or [DefaultStateDir] when it is empty.

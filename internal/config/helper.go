@@ -364,24 +364,7 @@ func helperHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 			h.Address = fmt.Sprintf(":%d", port)
 		}
 	}
-	for name, dst := range map[string]*string{"liveness_path": &h.LivenessPath, "readiness_path": &h.ReadinessPath} {
-		a, ok := c.Attributes[name]
-		if !ok {
-			continue
-		}
-		var p string
-		d := decode(a, &p)
-		diags = append(diags, d...)
-		if d.HasErrors() || p == "" {
-			continue
-		}
-		if !strings.HasPrefix(p, "/") {
-			diags = append(diags, errorf(a.Expr.Range(), "Invalid health path",
-				"%s = %q must be a URL path starting with \"/\"; write %q.", name, p, "/"+p))
-			continue
-		}
-		*dst = p
-	}
+	diags = append(diags, healthPaths(c.Attributes, h)...)
 	sortDiags(diags)
 	return diags
 }

@@ -2,8 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -43,6 +41,7 @@ var jwtSchema = &hcl.BodySchema{
 var healthSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "enabled"}, {Name: "address"}, {Name: "liveness_path"}, {Name: "readiness_path"},
+		{Name: "expose_status"},
 	},
 }
 
@@ -502,30 +501,19 @@ func decodeHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 		diags = append(diags, decode(a, &h.Enabled)...)
 	}
 	if a, ok := c.Attributes["address"]; ok {
-		if d := decode(a, &h.Address); d.HasErrors() {
+		var addr string
+		if d := decode(a, &addr); d.HasErrors() {
 			diags = append(diags, d...)
-		} else if _, port, err := net.SplitHostPort(h.Address); err != nil || port == "" {
-			diags = append(diags, errorf(a.Expr.Range(), "Invalid health address",
-				"address = %q is not a host:port; write for example \"127.0.0.1:8081\", or \":8081\" for every interface.", h.Address))
+		} else if d := healthAddress(a, addr); d.HasErrors() {
+			diags = append(diags, d...)
+		} else {
+			h.Address = addr
 		}
 	}
-	for name, dst := range map[string]*string{"liveness_path": &h.LivenessPath, "readiness_path": &h.ReadinessPath} {
-		a, ok := c.Attributes[name]
-		if !ok {
-			continue
-		}
-		var p string
-		if d := decode(a, &p); d.HasErrors() {
-			diags = append(diags, d...)
-			continue
-		}
-		if !strings.HasPrefix(p, "/") {
-			diags = append(diags, errorf(a.Expr.Range(), "Invalid health path",
-				"%s = %q must be a URL path starting with \"/\"; write %q.", name, p, "/"+p))
-			continue
-		}
-		*dst = p
+	if a, ok := c.Attributes["expose_status"]; ok {
+		diags = append(diags, decode(a, &h.ExposeStatus)...)
 	}
+	diags = append(diags, healthPaths(c.Attributes, h)...)
 	sortDiags(diags)
 	return diags
 }
