@@ -242,6 +242,7 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config
 	}
 	if !diags.HasErrors() {
 		diags = append(diags, validatePlugin(fc, "files writer setting", body, helperRename, fileStart(filename))...)
+		diags = append(diags, checkOutputs(fc, body, helperRename, fileStart(filename))...)
 	}
 
 	// spiffe-helper runs cmd and signals pid_file_name after each X.509
@@ -301,7 +302,11 @@ func helperJWT(b *hcl.Block) (hostapi.JWTRequest, hcl.Diagnostics) {
 		diags = append(diags, decode(a, &r.ExtraAudiences)...)
 	}
 	if a, ok := c.Attributes["jwt_svid_file_name"]; ok {
-		diags = append(diags, decode(a, &r.FileName)...)
+		if d := decode(a, &r.FileName); d.HasErrors() {
+			diags = append(diags, d...)
+		} else if r.FileName != "" {
+			diags = append(diags, fileNameDiag(a, r.FileName)...)
+		}
 	}
 	if diags.HasErrors() {
 		return r, diags

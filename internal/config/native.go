@@ -263,6 +263,9 @@ func decodePlugin(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Blo
 		return nil, diags
 	}
 	diags = append(diags, validatePlugin(cfg, fmt.Sprintf("%s %s setting", typ, kind), sb, nil, b.DefRange)...)
+	if sb != nil {
+		diags = append(diags, checkOutputs(cfg, sb, nil, b.DefRange)...)
+	}
 	return cfg, diags
 }
 
@@ -440,7 +443,11 @@ func decodeJWT(b *hcl.Block) (hostapi.JWTRequest, hcl.Diagnostics) {
 		diags = append(diags, decode(a, &r.ExtraAudiences)...)
 	}
 	if a, ok := c.Attributes["file_name"]; ok {
-		diags = append(diags, decode(a, &r.FileName)...)
+		if d := decode(a, &r.FileName); d.HasErrors() {
+			diags = append(diags, d...)
+		} else if r.FileName != "" {
+			diags = append(diags, fileNameDiag(a, r.FileName)...)
+		}
 	}
 	if diags.HasErrors() {
 		return r, diags
