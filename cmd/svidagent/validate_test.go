@@ -39,3 +39,36 @@ func TestValidateHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpListsFlags: `svidagent run -h` and `validate -h` list their
+// flags, with what each does, and exit 0.
+func TestHelpListsFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{args: []string{"run", "-h"}, want: []string{"svidagent run [flags]", "-config", "-daemon-mode", "-log-level", "-log-format", "configuration file"}},
+		{args: []string{"validate", "-h"}, want: []string{"svidagent validate [flags]", "-config", "configuration file"}, notWant: []string{"-daemon-mode"}},
+		{args: []string{"fetch", "--help"}, want: []string{"svidagent fetch [flags]", "-config", "-log-level"}, notWant: []string{"-daemon-mode"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit code %d, want %d", code, exitOK)
+			}
+			out := stdout.String() + stderr.String()
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("help lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("help has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
