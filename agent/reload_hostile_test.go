@@ -11,6 +11,7 @@ import (
 
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/registry"
 )
 
 // TestReloadHostileFile saves configuration files that used to crash the
@@ -124,4 +125,32 @@ func TestReloadLoaderPanics(t *testing.T) {
 	}
 	h.runErr(t)
 	h.waitReady(t, 200)
+}
+
+func init() {
+	registry.Register(registry.Module{ID: "writer.fake-panic", NewConfig: func() any { return nil },
+		New: func(any, registry.Env) (any, error) { panic("constructor blew up") }})
+}
+
+// TestReloadConstructorPanics: a plugin whose constructor panics fails
+// the reload; the agent keeps running the old configuration.
+func TestReloadConstructorPanics(t *testing.T) {
+	ca := newTestCA(t, "example.org")
+	iss := &pullIssuer{t: t, ca: ca, ttl: time.Hour}
+	mk := func(w config.Plugin) *config.Config {
+		return &config.Config{DaemonMode: true, Issuers: []config.Plugin{plugin("fake-pull", iss)},
+			SVIDs: []config.SVID{{Name: "web", Issuer: "fake-pull", SPIFFEID: webID.String(), X509: true,
+				Writers: []config.Plugin{w}}}}
+	}
+	rl := startReloadable(t, mk(plugin("fake", newRecWriter())))
+	rl.waitReady(t, 200)
+	err := rl.reload(t, mk(config.Plugin{Name: "fake-panic", Type: "fake-panic"}), nil)
+	if err == nil || !strings.Contains(err.Error(), "constructor blew up") {
+		t.Fatalf("Reload = %v, want the recovered panic", err)
+	}
+	if rs := rl.a.ReloadStatus(); rs.Result != agent.ReloadFailed {
+		t.Fatalf("ReloadStatus = %+v, want %s", rs, agent.ReloadFailed)
+	}
+	rl.runErr(t)
+	rl.waitReady(t, 200)
 }
