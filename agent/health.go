@@ -141,7 +141,7 @@ func (a *Agent) Status() Status {
 }
 
 // HealthHandler serves liveness and readiness at the configured paths:
-// 200 or 503, with the Status as a JSON body; /status, the Status always
+// 200 or 503, with the Status as a JSON body (see below); /status, the Status always
 // with 200 (`svidagent status` reads it); and /metrics, the agent's
 // Prometheus metrics (docs/METRICS.md). GET and HEAD only.
 //
@@ -149,7 +149,8 @@ func (a *Agent) Status() Status {
 // paths: they are served only to a request that reached the server on a
 // loopback address (http.LocalAddrContextKey), unless the health block
 // sets expose_status. Elsewhere (a listener on every interface, seen from
-// the network) the probes alone are served, and the rest is 404.
+// the network) the probes alone are served, with a body of their verdicts
+// only ({"live": true, "ready": false}), and the rest is 404.
 //
 // Paths match exactly, probes first; whatever paths the Config holds (the
 // loader refuses unclean or colliding ones), the handler never panics.
@@ -164,7 +165,8 @@ func (a *Agent) HealthHandler() http.Handler {
 		h.ReadinessPath = config.DefaultReadinessPath
 	}
 	metrics := a.metrics.Handler()
-	serve := func(w http.ResponseWriter, ok func(Status) bool) {
+	// serve writes the Status, or with full unset only its verdicts.
+	serve := func(w http.ResponseWriter, full bool, ok func(Status) bool) {
 		st := a.Status()
 		w.Header().Set("Content-Type", "application/json")
 		if !ok(st) {
@@ -172,6 +174,13 @@ func (a *Agent) HealthHandler() http.Handler {
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		if !full {
+			_ = enc.Encode(struct {
+				Live  bool `json:"live"`
+				Ready bool `json:"ready"`
+			}{st.Live, st.Ready})
+			return
+		}
 		_ = enc.Encode(st)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -183,11 +192,11 @@ func (a *Agent) HealthHandler() http.Handler {
 		full := h.ExposeStatus || onLoopback(r)
 		switch p := r.URL.Path; {
 		case p == h.LivenessPath:
-			serve(w, func(s Status) bool { return s.Live })
+			serve(w, full, func(s Status) bool { return s.Live })
 		case p == h.ReadinessPath:
-			serve(w, func(s Status) bool { return s.Ready })
+			serve(w, full, func(s Status) bool { return s.Ready })
 		case p == "/status" && full:
-			serve(w, func(Status) bool { return true })
+			serve(w, full, func(Status) bool { return true })
 		case p == "/metrics" && full:
 			metrics.ServeHTTP(w, r)
 		default:

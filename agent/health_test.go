@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,13 @@ func TestHealthExposure(t *testing.T) {
 			h.ServeHTTP(rec, httptest.NewRequest(method, "http://host"+tt.path, nil).WithContext(tt.ctx))
 			if rec.Code != tt.want {
 				t.Fatalf("%s %s = %d, want %d", method, tt.path, rec.Code, tt.want)
+			}
+			// A probe seen from the network tells its verdicts only.
+			local, _ := tt.ctx.Value(http.LocalAddrContextKey).(*net.TCPAddr)
+			if body := rec.Body.String(); (local == nil || !local.IP.IsLoopback()) && !tt.expose && rec.Code != http.StatusNotFound && method == http.MethodGet {
+				if strings.Contains(body, "svids") || strings.Contains(body, "plugins") || !strings.Contains(body, `"live"`) {
+					t.Fatalf("%s %s body = %s, want the verdicts only", method, tt.path, body)
+				}
 			}
 		})
 	}
