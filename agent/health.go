@@ -2,8 +2,11 @@ package agent
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"time"
+
+	"github.com/svidagent/svidagent/internal/config"
 )
 
 // Status is a snapshot of the agent's state, as the health endpoints
@@ -138,35 +141,78 @@ func (a *Agent) Status() Status {
 }
 
 // HealthHandler serves liveness and readiness at the configured paths:
-// 200 or 503, with the Status as a JSON body; /status, the Status always
+// 200 or 503, with the Status as a JSON body (see below); /status, the Status always
 // with 200 (`svidagent status` reads it); and /metrics, the agent's
-// Prometheus metrics (docs/METRICS.md).
+// Prometheus metrics (docs/METRICS.md). GET and HEAD only.
+//
+// /status and /metrics tell SPIFFE IDs, serials, plugin hashes and socket
+// paths: they are served only to a request that reached the server on a
+// loopback address (http.LocalAddrContextKey), unless the health block
+// sets expose_status. Elsewhere (a listener on every interface, seen from
+// the network) the probes alone are served, with a body of their verdicts
+// only ({"live": true, "ready": false}), and the rest is 404.
+//
+// Paths match exactly, probes first; whatever paths the Config holds (the
+// loader refuses unclean or colliding ones), the handler never panics.
 func (a *Agent) HealthHandler() http.Handler {
 	a.mu.Lock()
-	live, ready := a.cfg.Health.LivenessPath, a.cfg.Health.ReadinessPath
+	h := a.cfg.Health
 	a.mu.Unlock()
-	if live == "" {
-		live = "/live"
+	if h.LivenessPath == "" {
+		h.LivenessPath = config.DefaultLivenessPath
 	}
-	if ready == "" {
-		ready = "/ready"
+	if h.ReadinessPath == "" {
+		h.ReadinessPath = config.DefaultReadinessPath
 	}
-	mux := http.NewServeMux()
-	serve := func(ok func(Status) bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, _ *http.Request) {
-			st := a.Status()
-			w.Header().Set("Content-Type", "application/json")
-			if !ok(st) {
-				w.WriteHeader(http.StatusServiceUnavailable)
-			}
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(st)
+	metrics := a.metrics.Handler()
+	// serve writes the Status, or with full unset only its verdicts.
+	serve := func(w http.ResponseWriter, full bool, ok func(Status) bool) {
+		st := a.Status()
+		w.Header().Set("Content-Type", "application/json")
+		if !ok(st) {
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if !full {
+			_ = enc.Encode(struct {
+				Live  bool `json:"live"`
+				Ready bool `json:"ready"`
+			}{st.Live, st.Ready})
+			return
+		}
+		_ = enc.Encode(st)
 	}
-	mux.Handle("GET "+live, serve(func(s Status) bool { return s.Live }))
-	mux.Handle("GET "+ready, serve(func(s Status) bool { return s.Ready }))
-	mux.Handle("GET /status", serve(func(Status) bool { return true }))
-	mux.Handle("GET /metrics", a.metrics.Handler())
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		full := h.ExposeStatus || onLoopback(r)
+		switch p := r.URL.Path; {
+		case p == h.LivenessPath:
+			serve(w, full, func(s Status) bool { return s.Live })
+		case p == h.ReadinessPath:
+			serve(w, full, func(s Status) bool { return s.Ready })
+		case p == "/status" && full:
+			serve(w, full, func(Status) bool { return true })
+		case p == "/metrics" && full:
+			metrics.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// onLoopback reports whether r reached the server on a loopback address
+// (or a unix socket).
+func onLoopback(r *http.Request) bool {
+	switch addr := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return addr.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
 }

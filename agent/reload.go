@@ -370,8 +370,14 @@ func (hs *healthServer) shutdown() {
 	_ = hs.srv.Shutdown(ctx)
 }
 
-// loadForReload returns the new configuration.
-func (a *Agent) loadForReload() (*Config, error) {
+// loadForReload returns the new configuration. A loader that panics fails
+// the reload: a reload never takes the agent down.
+func (a *Agent) loadForReload() (cfg *Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, fmt.Errorf("loading the configuration panicked: %v", r)
+		}
+	}()
 	if a.reloadFn != nil {
 		return a.reloadFn()
 	}
@@ -379,6 +385,17 @@ func (a *Agent) loadForReload() (*Config, error) {
 		return config.Load(a.configPath)
 	}
 	return nil, errors.New("this agent has no configuration source; use WithConfigPath or WithReload")
+}
+
+// buildForReload is build, with a panic (a plugin constructor's, say)
+// turned into an error: a reload never takes the agent down.
+func (a *Agent) buildForReload(ctx context.Context, cfg *Config, prev *plugins, prevRunners []*svidRunner) (b *plugins, runners []*svidRunner, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, runners, err = nil, nil, fmt.Errorf("building the plugins panicked: %v", r)
+		}
+	}()
+	return a.build(ctx, cfg, prev, prevRunners)
 }
 
 // Reload applies a new configuration to the running agent, make before
@@ -400,8 +417,9 @@ func (a *Agent) loadForReload() (*Config, error) {
 //  5. the old plugins nobody uses any more, and the old health listener,
 //     are closed.
 //
-// When a step before the swap fails, what it built is closed and the old
-// configuration keeps running untouched. The error (with file:line:col for
+// When a step before the swap fails (a loader or a plugin constructor that
+// panics included), what it built is closed and the old configuration
+// keeps running untouched. The error (with file:line:col for
 // a configuration problem) is logged, counted and returned. A plugin whose
 // file changed while its pinned sha256 did not is kept running as it is,
 // and reported as ReloadFailed, with both hashes, although the rest of the
@@ -429,7 +447,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 		return a.reloadDone(start, ReloadInvalid, fmt.Errorf("reloading the configuration: %w", err), false)
 	}
 	// Plugins live as long as the agent runs, not as long as ctx.
-	b, runners, err := a.build(runCtx, cfg, prev, prevRunners)
+	b, runners, err := a.buildForReload(runCtx, cfg, prev, prevRunners)
 	if err != nil {
 		return a.reloadDone(start, ReloadFailed, fmt.Errorf("reloading the configuration: %w; the previous configuration keeps running", err), false)
 	}

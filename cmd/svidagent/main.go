@@ -56,6 +56,15 @@ With no -config, agent.hcl and then helper.conf are looked for in the
 working directory. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
 `
 
+// commandHelp says what the commands that take the common flags do, for
+// their -h.
+var commandHelp = map[string]string{
+	"run":      "Keeps the configured credentials fresh until SIGTERM or SIGINT (or fetches once,\nwith daemon_mode = false); SIGHUP and a change of the file reload the configuration.",
+	"helper":   "spiffe-helper compatible: the same as svidagent run.",
+	"fetch":    "Fetches and writes the credentials once, then exits.",
+	"validate": "Loads the configuration, opens the external plugins (their pins checked) and runs\nevery plugin's Validate; prints every problem as file:line:col.",
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "helper"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -107,8 +116,16 @@ func parseFlags(name string, args []string, stderr io.Writer, withDaemon bool) (
 	f := &commonFlags{}
 	fs := flag.NewFlagSet("svidagent "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	fs.StringVar(&f.config, "config", "", "configuration file (agent.hcl or spiffe-helper's helper.conf)")
+	fs.Usage = func() {
+		cmd := "svidagent " + name
+		if name == "helper" {
+			cmd = "svidagent"
+		}
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags:\n", cmd, commandHelp[name])
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nExit codes: 0 ok, 1 runtime failure, 2 usage or config error. Every command: svidagent help\n")
+	}
+	fs.StringVar(&f.config, "config", "", "configuration file (agent.hcl or spiffe-helper's helper.conf); default: agent.hcl, then helper.conf, in the working directory")
 	if withDaemon {
 		fs.BoolVar(&f.daemonMode, "daemon-mode", true, "keep running (true) or fetch once and exit (false); overrides daemon_mode in the file when given")
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -30,6 +29,7 @@ func FormatError(err error, files map[string]*hcl.File) string {
 		diags = hcl.Diagnostics{d}
 	}
 	var b strings.Builder
+	lines := map[string][]string{} // each file split once
 	for _, d := range diags {
 		sev := "error"
 		if d.Severity == hcl.DiagWarning {
@@ -41,7 +41,12 @@ func FormatError(err error, files map[string]*hcl.File) string {
 		fmt.Fprintf(&b, "%s: %s\n", sev, d.Summary)
 		if d.Subject != nil && files != nil {
 			if f := files[d.Subject.Filename]; f != nil {
-				if line, ok := sourceLine(f.Bytes, d.Subject.Start.Line); ok {
+				ls, ok := lines[d.Subject.Filename]
+				if !ok {
+					ls = strings.Split(string(f.Bytes), "\n")
+					lines[d.Subject.Filename] = ls
+				}
+				if line, ok := sourceLine(ls, d.Subject.Start.Line); ok {
 					fmt.Fprintf(&b, "    %s\n", line)
 					width := 1
 					if d.Subject.End.Line == d.Subject.Start.Line && d.Subject.End.Column > d.Subject.Start.Column {
@@ -60,9 +65,9 @@ func FormatError(err error, files map[string]*hcl.File) string {
 	return b.String()
 }
 
-// sourceLine returns line n (1-based) of src without its newline.
-func sourceLine(src []byte, n int) (string, bool) {
-	lines := strings.Split(string(src), "\n")
+// sourceLine returns line n (1-based) of lines without its carriage
+// return.
+func sourceLine(lines []string, n int) (string, bool) {
 	if n < 1 || n > len(lines) {
 		return "", false
 	}
@@ -218,6 +223,3 @@ func validatePlugin(cfg any, what string, body *hclsyntax.Body, rename map[strin
 	})
 	return diags
 }
-
-// readSource is os.ReadFile, named for Load's error message.
-var readSource = os.ReadFile

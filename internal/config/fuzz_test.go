@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -25,6 +26,21 @@ func FuzzLoad(f *testing.F) {
 				f.Add(src, filepath.Ext(p))
 			}
 		}
+	}
+	// Deep nesting and long operator chains: the HCL parser recurses on
+	// each level, and the limits must refuse them before it does.
+	for _, src := range []string{
+		"x = " + deep("(", "1", ")", 100_000),
+		"x = " + deep("[", "1", "]", 100_000),
+		"x = " + deep(`"${`, "1", `}"`, 50_000),
+		"x = <<EOT\n" + deep("${[", "1", "]}", 50_000) + "\nEOT\n",
+		"x = \"" + deep("%{ if true }", "a", "%{ endif }", 20_000) + "\"",
+		deep("b {\n", "", "}\n", 50_000),
+		"x = " + strings.Repeat("!", 100_000) + "true",
+		"x = " + strings.Repeat("a ? b : ", 50_000) + "c",
+		"x = \"((((\" # [[[[\n/* {{{{ */ y = <<EOT\n((((\nEOT\n",
+	} {
+		f.Add([]byte(src), ".hcl")
 	}
 	f.Fuzz(func(t *testing.T, src []byte, ext string) {
 		cfg, err := config.Parse(src, "fuzz"+ext)

@@ -58,8 +58,16 @@ var logLevels = []string{"panic", "fatal", "error", "warn", "warning", "info", "
 // the writer's Validate errors.
 var helperRename = map[string]string{"dir": "cert_dir"}
 
-func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hcl.Diagnostics) {
-	diags := attrsToBlocks(body, "jwt_svids", true)
+func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config, diags hcl.Diagnostics) {
+	// Unknown keys are reported with the rest: they must not hide the
+	// value errors elsewhere in the file.
+	var unknown hcl.Diagnostics
+	defer func() {
+		if unknown.HasErrors() {
+			cfg, diags = nil, append(unknown, diags...)
+		}
+	}()
+	diags = attrsToBlocks(body, "jwt_svids", true)
 	diags = append(diags, attrsToBlocks(body, "health_checks", false)...)
 	if diags.HasErrors() {
 		return nil, diags
@@ -77,9 +85,8 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		}
 	}
 	diags = append(diags, rewriteModes(body, src, helperModes)...)
-	content, d := body.Content(helperSchema)
-	d = explain(d, body, helperSchema)
-	diags = append(diags, d...)
+	content, unknown := body.Content(helperSchema)
+	unknown = explain(unknown, body, helperSchema)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -130,7 +137,7 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 		// working directory.
 		fc.Dir = "."
 	}
-	cfg := &Config{
+	cfg = &Config{
 		Format:       FormatSPIFFEHelper,
 		DaemonMode:   boolean("daemon_mode", true),
 		FetchTimeout: DefaultFetchTimeout,
@@ -235,6 +242,7 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (*Config, hc
 	}
 	if !diags.HasErrors() {
 		diags = append(diags, validatePlugin(fc, "files writer setting", body, helperRename, fileStart(filename))...)
+		diags = append(diags, checkOutputs(fc, body, helperRename, fileStart(filename))...)
 	}
 
 	// spiffe-helper runs cmd and signals pid_file_name after each X.509
@@ -294,7 +302,11 @@ func helperJWT(b *hcl.Block) (hostapi.JWTRequest, hcl.Diagnostics) {
 		diags = append(diags, decode(a, &r.ExtraAudiences)...)
 	}
 	if a, ok := c.Attributes["jwt_svid_file_name"]; ok {
-		diags = append(diags, decode(a, &r.FileName)...)
+		if d := decode(a, &r.FileName); d.HasErrors() {
+			diags = append(diags, d...)
+		} else if r.FileName != "" {
+			diags = append(diags, fileNameDiag(a, r.FileName)...)
+		}
 	}
 	if diags.HasErrors() {
 		return r, diags
@@ -340,10 +352,7 @@ func checkJWTFileNames(jwts []hostapi.JWTRequest, blocks hcl.Blocks, attr string
 
 func helperHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 	c, diags := b.Body.Content(healthChecksSchema)
-	diags = explain(diags, b.Body, healthChecksSchema)
-	if diags.HasErrors() {
-		return diags
-	}
+	diags = explain(diags, b.Body, healthChecksSchema) // reported with the value errors
 	if a, ok := c.Attributes["listener_enabled"]; ok {
 		diags = append(diags, decode(a, &h.Enabled)...)
 	}
@@ -360,24 +369,7 @@ func helperHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 			h.Address = fmt.Sprintf(":%d", port)
 		}
 	}
-	for name, dst := range map[string]*string{"liveness_path": &h.LivenessPath, "readiness_path": &h.ReadinessPath} {
-		a, ok := c.Attributes[name]
-		if !ok {
-			continue
-		}
-		var p string
-		d := decode(a, &p)
-		diags = append(diags, d...)
-		if d.HasErrors() || p == "" {
-			continue
-		}
-		if !strings.HasPrefix(p, "/") {
-			diags = append(diags, errorf(a.Expr.Range(), "Invalid health path",
-				"%s = %q must be a URL path starting with \"/\"; write %q.", name, p, "/"+p))
-			continue
-		}
-		*dst = p
-	}
+	diags = append(diags, healthPaths(c.Attributes, h)...)
 	sortDiags(diags)
 	return diags
 }

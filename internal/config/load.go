@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -13,9 +14,12 @@ import (
 // hcl.Diagnostics, each pointing at file:line:col; render it with
 // [FormatError].
 func Load(path string) (*Config, error) {
-	src, err := readSource(path)
+	src, tooLarge, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if tooLarge != nil {
+		return nil, hcl.Diagnostics{tooLarge}
 	}
 	cfg, err := Parse(src, path)
 	if err != nil {
@@ -25,8 +29,20 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// Parse parses src, named filename in messages; see [Load].
-func Parse(src []byte, filename string) (*Config, error) {
+// Parse parses src, named filename in messages; see [Load]. A file over
+// the limits (MaxFileSize, MaxNesting, MaxChain) is refused before HCL
+// parses it, and a panic while parsing becomes an error: no input takes
+// the caller down.
+func Parse(src []byte, filename string) (cfg *Config, err error) {
+	if diags := checkLimits(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, hcl.Diagnostics{errorf(fileStart(filename), "Configuration not understood",
+				"reading the file failed unexpectedly (%v); please report it, with the file. Until then, simplify the file around the last change.", r)}
+		}
+	}()
 	cfg, diags := parse(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
@@ -127,7 +143,8 @@ func detect(body *hclsyntax.Body, filename string) (Format, hcl.Diagnostics) {
 }
 
 // sortDiags orders diags by position, for stable output; those without a
-// subject keep their place at the front.
+// subject keep their place at the front. It is a stable sort, in
+// O(n log n): a file with thousands of errors is reported at once.
 func sortDiags(diags hcl.Diagnostics) {
 	pos := func(d *hcl.Diagnostic) int {
 		if d.Subject == nil {
@@ -135,9 +152,5 @@ func sortDiags(diags hcl.Diagnostics) {
 		}
 		return d.Subject.Start.Byte
 	}
-	for i := 1; i < len(diags); i++ {
-		for j := i; j > 0 && pos(diags[j]) < pos(diags[j-1]); j-- {
-			diags[j], diags[j-1] = diags[j-1], diags[j]
-		}
-	}
+	sort.SliceStable(diags, func(i, j int) bool { return pos(diags[i]) < pos(diags[j]) })
 }

@@ -2,8 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -43,6 +41,7 @@ var jwtSchema = &hcl.BodySchema{
 var healthSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "enabled"}, {Name: "address"}, {Name: "liveness_path"}, {Name: "readiness_path"},
+		{Name: "expose_status"},
 	},
 }
 
@@ -54,11 +53,10 @@ var (
 )
 
 func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hcl.Diagnostics) {
+	// Unknown keys and blocks are reported with the rest: they must not
+	// hide the value errors elsewhere in the file.
 	content, diags := body.Content(nativeSchema)
 	diags = explain(diags, body, nativeSchema)
-	if diags.HasErrors() {
-		return nil, diags
-	}
 	cfg := &Config{
 		Format:       FormatNative,
 		DaemonMode:   true,
@@ -265,6 +263,9 @@ func decodePlugin(kind hostapi.Kind, typ string, typeRange hcl.Range, b *hcl.Blo
 		return nil, diags
 	}
 	diags = append(diags, validatePlugin(cfg, fmt.Sprintf("%s %s setting", typ, kind), sb, nil, b.DefRange)...)
+	if sb != nil {
+		diags = append(diags, checkOutputs(cfg, sb, nil, b.DefRange)...)
+	}
 	return cfg, diags
 }
 
@@ -304,10 +305,7 @@ func decodeSVID(b *hcl.Block, src []byte, issuers []string, x *externals) (SVID,
 	s := SVID{Name: b.Labels[0], X509: true, RenewFraction: DefaultRenewFraction, DeclRange: b.DefRange,
 		Writers: []Plugin{}, Notifiers: []Notifier{}}
 	content, diags := b.Body.Content(svidSchema)
-	diags = explain(diags, b.Body, svidSchema)
-	if diags.HasErrors() {
-		return s, diags
-	}
+	diags = explain(diags, b.Body, svidSchema) // reported with the value errors
 	at := content.Attributes
 	if a, ok := at["issuer"]; ok {
 		if d := decode(a, &s.Issuer); d.HasErrors() {
@@ -445,7 +443,11 @@ func decodeJWT(b *hcl.Block) (hostapi.JWTRequest, hcl.Diagnostics) {
 		diags = append(diags, decode(a, &r.ExtraAudiences)...)
 	}
 	if a, ok := c.Attributes["file_name"]; ok {
-		diags = append(diags, decode(a, &r.FileName)...)
+		if d := decode(a, &r.FileName); d.HasErrors() {
+			diags = append(diags, d...)
+		} else if r.FileName != "" {
+			diags = append(diags, fileNameDiag(a, r.FileName)...)
+		}
 	}
 	if diags.HasErrors() {
 		return r, diags
@@ -501,38 +503,24 @@ func decodeNotifier(b *hcl.Block, src []byte, counts map[string]int, x *external
 
 func decodeHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 	c, diags := b.Body.Content(healthSchema)
-	diags = explain(diags, b.Body, healthSchema)
-	if diags.HasErrors() {
-		return diags
-	}
+	diags = explain(diags, b.Body, healthSchema) // reported with the value errors
 	if a, ok := c.Attributes["enabled"]; ok {
 		diags = append(diags, decode(a, &h.Enabled)...)
 	}
 	if a, ok := c.Attributes["address"]; ok {
-		if d := decode(a, &h.Address); d.HasErrors() {
+		var addr string
+		if d := decode(a, &addr); d.HasErrors() {
 			diags = append(diags, d...)
-		} else if _, port, err := net.SplitHostPort(h.Address); err != nil || port == "" {
-			diags = append(diags, errorf(a.Expr.Range(), "Invalid health address",
-				"address = %q is not a host:port; write for example \"127.0.0.1:8081\", or \":8081\" for every interface.", h.Address))
+		} else if d := healthAddress(a, addr); d.HasErrors() {
+			diags = append(diags, d...)
+		} else {
+			h.Address = addr
 		}
 	}
-	for name, dst := range map[string]*string{"liveness_path": &h.LivenessPath, "readiness_path": &h.ReadinessPath} {
-		a, ok := c.Attributes[name]
-		if !ok {
-			continue
-		}
-		var p string
-		if d := decode(a, &p); d.HasErrors() {
-			diags = append(diags, d...)
-			continue
-		}
-		if !strings.HasPrefix(p, "/") {
-			diags = append(diags, errorf(a.Expr.Range(), "Invalid health path",
-				"%s = %q must be a URL path starting with \"/\"; write %q.", name, p, "/"+p))
-			continue
-		}
-		*dst = p
+	if a, ok := c.Attributes["expose_status"]; ok {
+		diags = append(diags, decode(a, &h.ExposeStatus)...)
 	}
+	diags = append(diags, healthPaths(c.Attributes, h)...)
 	sortDiags(diags)
 	return diags
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/svidagent/svidagent/internal/proc"
 )
 
 // modeValue reads a file mode the way spiffe-helper's HCL v1 did, from the
@@ -212,29 +214,19 @@ func explain(diags hcl.Diagnostics, body hcl.Body, schema *hcl.BodySchema) hcl.D
 	return diags
 }
 
-// signalNames are the signals an agent may send, without "SIG".
-var signalNames = []string{
-	"ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO",
-	"KILL", "PIPE", "PROF", "PWR", "QUIT", "SEGV", "STOP", "SYS", "TERM",
-	"TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH",
-	"XCPU", "XFSZ",
-}
-
-// checkSignal reports whether name is a signal name, "SIGHUP" or "HUP".
+// checkSignal reports whether name is a signal name, as the native
+// notifiers read it (proc.ParseSignal): "SIGHUP", "HUP", "hup", "Sighup".
 func checkSignal(attr *hcl.Attribute, name string) hcl.Diagnostics {
-	bare := strings.TrimPrefix(name, "SIG")
-	for _, s := range signalNames {
-		if bare == s {
-			return nil
-		}
+	if _, err := proc.ParseSignal(name); err == nil {
+		return nil
 	}
-	var cands []string
-	for _, s := range signalNames {
-		cands = append(cands, "SIG"+s)
+	guess := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(guess, "SIG") {
+		guess = "SIG" + guess
 	}
 	return hcl.Diagnostics{errorf(attr.Expr.Range(), "Unknown signal",
-		"%s = %q is not a signal name.%s Use an upper-case name such as \"SIGHUP\", \"SIGUSR1\" or \"SIGTERM\".",
-		attr.Name, name, didYouMean(strings.ToUpper(name), cands))}
+		"%s = %q is not a signal name.%s Use a name such as \"SIGHUP\", \"SIGUSR1\" or \"SIGTERM\" (the SIG prefix and the case are optional).",
+		attr.Name, name, didYouMean(guess, proc.SignalNames()))}
 }
 
 // describe names a range for "first defined at" messages.
