@@ -16,6 +16,9 @@ import (
 
 // Options tune Start.
 type Options struct {
+	// Stdin is the command's standard input. Default: nil (/dev/null).
+	// notifier.exec passes the agent's os.Stdin, as spiffe-helper does.
+	Stdin io.Reader
 	// Stdout receives the command's standard output. Default: os.Stdout
 	// (the agent's, as spiffe-helper does).
 	Stdout io.Writer
@@ -50,13 +53,13 @@ type Process struct {
 }
 
 // Start runs path with args in a new process group whose id is the
-// command's pid. The command's stdin is /dev/null. On Linux the command
+// command's pid. The command's stdin is opts.Stdin. On Linux the command
 // gets SIGTERM if the agent dies (Pdeathsig); see the package README for
 // the thread caveat and how Start meets it. Start returns once the command
 // has started, or with the reason it could not.
 func Start(path string, args []string, opts Options) (*Process, error) {
 	cmd := exec.Command(path, args...)
-	cmd.Stdin = nil // exec opens os.DevNull
+	cmd.Stdin = opts.Stdin // nil: exec opens os.DevNull
 	cmd.Stdout = opts.Stdout
 	if cmd.Stdout == nil {
 		cmd.Stdout = os.Stdout
