@@ -46,8 +46,16 @@
 // The plugin runs in its own process group. On Linux it also gets
 // SIGKILL from the kernel when the agent dies (Pdeathsig): the fork happens
 // on an OS thread that stays locked until the process has exited, because
-// Pdeathsig fires when the forking thread, not the process, exits. Close
-// SIGKILLs the process group and waits for the process and every goroutine
+// Pdeathsig fires when the forking thread, not the process, exits. And on
+// Linux the plugin is pid 1 of its own pid namespace (CLONE_NEWPID, with
+// CLONE_NEWUSER mapping the agent's uid and gid onto themselves when the
+// agent is not root): when it dies, however it dies, the kernel kills
+// every process left in the namespace, so a grandchild that called setsid
+// and ignores SIGTERM does not outlive a SIGKILLed agent. Where the kernel
+// refuses the namespaces (user namespaces disabled or restricted), the
+// plugin starts without one and the agent logs a warning once per plugin.
+// The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's.
+// Close SIGKILLs the process group and waits for the process and every goroutine
 // of the plugin (it does not call the plugin's Close method: the adapter
 // does that first).
 //
