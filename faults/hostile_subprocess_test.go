@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -208,4 +209,81 @@ daemon_mode = true
 		}
 		t.Logf("%d processes under the agent gone after SIGKILL: %v", len(rest), rest)
 	})
+}
+
+// TestPluginStderrFlood runs a go-plugin plugin that writes 1 MiB lines of
+// terminal escapes to its stderr without end, beside a healthy one, and
+// measures the agent's log over a window: the plugin's share is bounded by
+// the byte budget (the burst plus the rate over the window, with the JSON
+// overhead), its lines are cut and carry no raw control byte, the "dropped"
+// summary comes at most once a second, and the agent stays live and
+// delivers to the healthy plugin.
+func TestPluginStderrFlood(t *testing.T) {
+	const (
+		window    = 3 * time.Second
+		rate      = 64 << 10 // gopluginhost.OutputBytesPerSecond
+		burst     = 4 * rate
+		maxLine   = 8 << 10 // gopluginhost.MaxOutputLine
+		overhead  = 2       // JSON framing and the escaping of backslashes, generously
+		maxLogged = overhead * (burst + rate*int(window/time.Second))
+	)
+	dir := t.TempDir()
+	bin, sum := buildHostile(t, dir, "")
+	srv := hostileWAPI(t)
+	port := freePort(t)
+	writeFile(t, filepath.Join(dir, "agent.hcl"), fmt.Sprintf(`state_dir = "state"
+
+plugin "flood" {
+  command = %q
+  sha256  = %q
+  config {
+    mode = "flood"
+  }
+}
+
+plugin "calm" {
+  command = %q
+  sha256  = %q
+  config {}
+}
+`, bin, sum, bin, sum)+nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"flood\" {}\n  notifier \"calm\" {}"))
+	p := startAgent(t, dir, "run", "-config", "agent.hcl")
+	fromPlugin := func(r logRecord) bool { return field(r, "plugin") == "flood" && field(r, "component") == "plugin" }
+	first := p.waitLog(t, 0, 60*time.Second, "the flood's first line", fromPlugin)
+	p.waitLog(t, 0, 60*time.Second, "the healthy plugin's notification", func(r logRecord) bool {
+		return r.Msg == "notified" && field(r, "plugin") == "calm"
+	})
+	time.Sleep(window) // the measurement window, not a synchronisation
+	end := p.numRecords()
+
+	var logged, lines, summaries, longest int
+	for i := first; i < end; i++ {
+		r := p.record(i)
+		if !fromPlugin(r) {
+			continue
+		}
+		logged += len(r.raw) + 1
+		if r.Msg == "plugin output dropped by the rate limit" {
+			summaries++
+			continue
+		}
+		lines++
+		longest = max(longest, len(r.Msg))
+		if strings.ContainsAny(r.Msg, "\x1b\x07") {
+			t.Fatalf("a logged line carries raw control bytes: %q", r.Msg[:64])
+		}
+	}
+	t.Logf("flood over %v: %d bytes of agent log (bound %d), %d lines (longest message %d bytes), %d drop summaries", window, logged, maxLogged, lines, longest, summaries)
+	if logged > maxLogged {
+		t.Errorf("the flooding plugin put %d bytes in the agent's log in %v, want at most %d", logged, window, maxLogged)
+	}
+	if longest > maxLine+100 {
+		t.Errorf("a logged line's message is %d bytes, want at most %d and the cut marker", longest, maxLine)
+	}
+	if summaries > int(window/time.Second)+2 {
+		t.Errorf("%d drop summaries in %v, want at most one a second", summaries, window)
+	}
+	if code, _ := (health{fmt.Sprintf("http://127.0.0.1:%d", port)}).live(); code != 200 {
+		t.Errorf("/live = %d under the flood, want 200", code)
+	}
 }

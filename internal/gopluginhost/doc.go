@@ -79,5 +79,13 @@
 // HTTP grant gets PERMISSION_DENIED from it. The plugin's stderr (hclog
 // JSON lines) and its forwarded stdout and stderr are re-emitted through
 // Services.Logger: tagged component=plugin plugin=<Name>, at the line's
-// level (trace is below debug), rate limited.
+// level (trace is below debug), rate limited. Before that, what a plugin
+// prints is bounded here, in bytes as well as lines: control bytes (ESC,
+// BEL, CR, DEL, C1) and invalid UTF-8 are escaped as \xNN; a line is cut
+// at MaxOutputLine (8 KiB) with a marker giving its length, and never
+// buffered beyond that; stdout and stderr share token buckets of
+// OutputBytesPerSecond (64 KiB/s, burst 256 KiB) and OutputLinesPerSecond
+// (50/s, burst 100), and what they drop is summarised in one warning,
+// "plugin output dropped by the rate limit", at most once per
+// DropSummaryInterval (1 s) with the lines and bytes dropped.
 package gopluginhost

@@ -186,8 +186,9 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 		now:       time.Now,
 		startLock: make(chan struct{}, 1),
 	}
-	p.stderr = &lineLogger{log: cfg.Services.Logger.Line, stream: "stderr"}
-	p.stdout = &lineLogger{log: cfg.Services.Logger.Line, stream: "stdout"}
+	limit := newOutputLimit(time.Now)
+	p.stderr = &lineLogger{log: cfg.Services.Logger.Line, stream: "stderr", limit: limit}
+	p.stdout = &lineLogger{log: cfg.Services.Logger.Line, stream: "stdout", limit: limit}
 	want := cfg.SHA256
 	if cfg.InsecureSkipChecksum {
 		want = ""
