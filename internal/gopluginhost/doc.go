@@ -46,8 +46,16 @@
 // The plugin runs in its own process group. On Linux it also gets
 // SIGKILL from the kernel when the agent dies (Pdeathsig): the fork happens
 // on an OS thread that stays locked until the process has exited, because
-// Pdeathsig fires when the forking thread, not the process, exits. Close
-// SIGKILLs the process group and waits for the process and every goroutine
+// Pdeathsig fires when the forking thread, not the process, exits. And on
+// Linux the plugin is pid 1 of its own pid namespace (CLONE_NEWPID, with
+// CLONE_NEWUSER mapping the agent's uid and gid onto themselves when the
+// agent is not root): when it dies, however it dies, the kernel kills
+// every process left in the namespace, so a grandchild that called setsid
+// and ignores SIGTERM does not outlive a SIGKILLed agent. Where the kernel
+// refuses the namespaces (user namespaces disabled or restricted), the
+// plugin starts without one and the agent logs a warning once per plugin.
+// The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's.
+// Close SIGKILLs the process group and waits for the process and every goroutine
 // of the plugin (it does not call the plugin's Close method: the adapter
 // does that first).
 //
@@ -71,5 +79,13 @@
 // HTTP grant gets PERMISSION_DENIED from it. The plugin's stderr (hclog
 // JSON lines) and its forwarded stdout and stderr are re-emitted through
 // Services.Logger: tagged component=plugin plugin=<Name>, at the line's
-// level (trace is below debug), rate limited.
+// level (trace is below debug), rate limited. Before that, what a plugin
+// prints is bounded here, in bytes as well as lines: control bytes (ESC,
+// BEL, CR, DEL, C1) and invalid UTF-8 are escaped as \xNN; a line is cut
+// at MaxOutputLine (8 KiB) with a marker giving its length, and never
+// buffered beyond that; stdout and stderr share token buckets of
+// OutputBytesPerSecond (64 KiB/s, burst 256 KiB) and OutputLinesPerSecond
+// (50/s, burst 100), and what they drop is summarised in one warning,
+// "plugin output dropped by the rate limit", at most once per
+// DropSummaryInterval (1 s) with the lines and bytes dropped.
 package gopluginhost

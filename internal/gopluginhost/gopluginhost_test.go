@@ -507,9 +507,13 @@ func TestNotifierNeverReceivesKeys(t *testing.T) {
 	}
 }
 
+// TestAgentKilledTakesPluginDown SIGKILLs a host that runs a plugin which
+// started a grandchild in a new session that ignores SIGTERM: the plugin
+// and the grandchild both die (the plugin's pid namespace dies with it).
 func TestAgentKilledTakesPluginDown(t *testing.T) {
 	state := t.TempDir()
-	cmd := exec.Command(bin.host, "-plugin", bin.notifier, "-sha256", bin.sum, "-state", state)
+	marker := fmt.Sprintf("gopluginhost-killed-host-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cmd := exec.Command(bin.host, "-plugin", bin.notifier, "-sha256", bin.sum, "-state", state, "-spawn", marker)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -519,6 +523,7 @@ func TestAgentKilledTakesPluginDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { killMarked(marker) })
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading the host's pid line: %v", err)
@@ -531,6 +536,9 @@ func TestAgentKilledTakesPluginDown(t *testing.T) {
 	if got := processesRunning(t, pinned); len(got) != 1 || got[0] != pid {
 		t.Fatalf("processes running %s: %v, want [%d]", pinned, got, pid)
 	}
+	if got := marked(marker); len(got) == 0 {
+		t.Fatal("the plugin's grandchild is not running")
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -540,6 +548,43 @@ func TestAgentKilledTakesPluginDown(t *testing.T) {
 	}
 	if got := processesRunning(t, pinned); len(got) != 0 {
 		t.Errorf("plugin processes survived the host: %v", got)
+	}
+	// The namespace's processes are killed before its first process is
+	// reported dead; no event says so for a process that is not our child.
+	if got := marked(marker); len(got) != 0 {
+		t.Errorf("the plugin's grandchildren survived the host: %v", got)
+	}
+}
+
+// marked returns the live (not zombie) processes with
+// SVIDAGENT_TEST_MARKER=marker in their environment.
+func marked(marker string) []int {
+	want := []byte("SVIDAGENT_TEST_MARKER=" + marker + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(env, want) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
+				continue
+			}
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// killMarked cleans up after a failed test.
+func killMarked(marker string) {
+	for _, pid := range marked(marker) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 

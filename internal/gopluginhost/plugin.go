@@ -157,7 +157,8 @@ type Plugin struct {
 	lastErr   error
 	retryAt   time.Time
 
-	closeOnce sync.Once
+	closeOnce  sync.Once
+	nsWarnOnce sync.Once
 }
 
 var _ pluginhost.Conn = (*Plugin)(nil)
@@ -185,8 +186,9 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 		now:       time.Now,
 		startLock: make(chan struct{}, 1),
 	}
-	p.stderr = &lineLogger{log: cfg.Services.Logger.Line, stream: "stderr"}
-	p.stdout = &lineLogger{log: cfg.Services.Logger.Line, stream: "stdout"}
+	limit := newOutputLimit(time.Now)
+	p.stderr = &lineLogger{log: cfg.Services.Logger.Line, stream: "stderr", limit: limit}
+	p.stdout = &lineLogger{log: cfg.Services.Logger.Line, stream: "stdout", limit: limit}
 	want := cfg.SHA256
 	if cfg.InsecureSkipChecksum {
 		want = ""
@@ -459,9 +461,9 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 		Plugins:         plugin.PluginSet{goplugin.PluginName: hostPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
 			cmd.Path, cmd.Args, cmd.Err = path, []string{path}, nil
-			r, err := newProcRunner(cmd)
+			r := newProcRunner(cmd, true, p.noNamespace)
 			inst.run = r
-			return r, err
+			return r, nil
 		},
 		// The plugin's socket goes under the state directory, not $TMPDIR.
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketBase(p.cfg.StateDir)},
@@ -568,6 +570,15 @@ func (p *Plugin) teardown(inst *instance) {
 		}
 		p.stderr.Flush()
 		p.stdout.Flush()
+	})
+}
+
+// noNamespace warns, once per plugin, that the plugin runs without its own
+// pid namespace.
+func (p *Plugin) noNamespace(err error) {
+	p.nsWarnOnce.Do(func() {
+		p.log.Warn("the plugin runs without its own pid namespace: processes it spawns in a new session may outlive an agent killed with SIGKILL; allow user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns) or run the agent as root",
+			"error", err.Error())
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -16,15 +17,22 @@ import (
 )
 
 // procRunner is the go-plugin runner.Runner of a plugin process. It exists
-// for three things go-plugin's own runner does not do: the process gets its
-// own process group and (on Linux) SIGKILL when the agent dies, the fork
-// happens on an OS thread that stays locked until the process has exited
-// (Pdeathsig fires when the forking thread exits, golang/go#27505), and Kill
-// kills the whole process group.
+// for what go-plugin's own runner does not do: the process gets its own
+// process group, (on Linux) SIGKILL when the agent dies and its own pid
+// namespace, so that nothing it spawned outlives it; the fork happens on an
+// OS thread that stays locked until the process has exited (Pdeathsig
+// fires when the forking thread exits, golang/go#27505); and Kill kills the
+// whole process group.
 type procRunner struct {
-	cmd    *exec.Cmd
-	stdout io.ReadCloser
-	stderr io.ReadCloser
+	cmd     *exec.Cmd // go-plugin's; the one started is a copy
+	isolate bool      // try a pid namespace first
+	// onNoNamespace is called when the pid namespace was refused and the
+	// plugin started without one.
+	onNoNamespace func(err error)
+
+	run    *exec.Cmd // the command started
+	stdout *os.File  // read ends of the plugin's stdout and stderr
+	stderr *os.File
 
 	pid      int
 	exited   chan struct{} // closed once the process has been waited for
@@ -32,48 +40,79 @@ type procRunner struct {
 	locked   sync.WaitGroup // the goroutine holding the forking thread
 }
 
-func newProcRunner(cmd *exec.Cmd) (*procRunner, error) {
-	cmd.Stdin = nil // go-plugin sets the agent's stdin; the plugin gets /dev/null
-	cmd.SysProcAttr = sysProcAttr()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	return &procRunner{cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
+func newProcRunner(cmd *exec.Cmd, isolate bool, onNoNamespace func(error)) *procRunner {
+	return &procRunner{cmd: cmd, isolate: isolate && canIsolate, onNoNamespace: onNoNamespace, exited: make(chan struct{})}
 }
 
-// Start forks on a goroutine locked to its OS thread; the goroutine keeps
-// the thread until the process has been waited for.
+// Start starts the plugin in a pid namespace where it can, and without one
+// where the kernel refuses it (then onNoNamespace is told).
 func (r *procRunner) Start(context.Context) error {
+	if !r.isolate {
+		return r.start(false)
+	}
+	err := r.start(true)
+	if err == nil || !namespaceDenied(err) {
+		return err
+	}
+	if err2 := r.start(false); err2 != nil {
+		return err2
+	}
+	r.onNoNamespace(err)
+	return nil
+}
+
+// start forks on a goroutine locked to its OS thread; the goroutine keeps
+// the thread until the process has been waited for.
+func (r *procRunner) start(isolate bool) error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return err
+	}
+	cmd := &exec.Cmd{Path: r.cmd.Path, Args: r.cmd.Args, Env: r.cmd.Env, Dir: r.cmd.Dir}
+	cmd.Stdin = nil // go-plugin sets the agent's stdin; the plugin gets /dev/null
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = sysProcAttr(isolate)
 	started := make(chan error, 1)
 	r.locked.Add(1)
 	go func() {
 		defer r.locked.Done()
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		if err := r.cmd.Start(); err != nil {
+		if err := cmd.Start(); err != nil {
 			started <- err
 			return
 		}
 		started <- nil
 		<-r.exited
 	}()
-	if err := <-started; err != nil {
+	err = <-started
+	outW.Close() // the child has its copies
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
 		return err
 	}
-	r.pid = r.cmd.Process.Pid
+	r.run, r.stdout, r.stderr, r.pid = cmd, outR, errR, cmd.Process.Pid
 	return nil
 }
 
 // Wait waits for the process; go-plugin calls it once, from its own
 // goroutine, after a successful Start.
 func (r *procRunner) Wait(context.Context) error {
-	err := r.cmd.Wait()
+	err := r.run.Wait()
 	r.exitOnce.Do(func() { close(r.exited) })
+	// As exec.Cmd.StdoutPipe does: a descendant that kept the pipes open
+	// (possible only without a pid namespace) cannot hold go-plugin's
+	// readers.
+	r.stdout.Close()
+	r.stderr.Close()
 	return err
 }
 
@@ -102,8 +141,9 @@ func (r *procRunner) Exited() bool {
 
 func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }
 func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
-func (r *procRunner) Name() string          { return filepath.Base(r.cmd.Path) }
-func (r *procRunner) ID() string            { return strconv.Itoa(r.pid) }
+
+func (r *procRunner) Name() string { return filepath.Base(r.cmd.Path) }
+func (r *procRunner) ID() string   { return strconv.Itoa(r.pid) }
 
 func (r *procRunner) Diagnose(context.Context) string {
 	return "the plugin did not complete the go-plugin handshake: it may not be built with sdk/goplugin, be built for another OS or architecture, or have exited early; see its log lines above"

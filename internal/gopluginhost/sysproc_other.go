@@ -5,7 +5,12 @@ package gopluginhost
 import "syscall"
 
 // sysProcAttr puts the plugin in its own process group. There is no
-// Pdeathsig outside Linux: Close kills the group.
-func sysProcAttr() *syscall.SysProcAttr {
+// Pdeathsig and no pid namespace outside Linux: Close kills the group.
+func sysProcAttr(bool) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// canIsolate is false: there are no pid namespaces.
+const canIsolate = false
+
+func namespaceDenied(error) bool { return false }

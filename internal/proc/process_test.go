@@ -21,7 +21,11 @@ import (
 
 func TestMain(m *testing.M) {
 	proctest.StartFunc = func(path string, args []string) (int, error) {
-		p, err := proc.Start(path, args, proc.Options{Env: append(os.Environ(), proctest.EnvMode+"="+proctest.ModeServe, proctest.EnvRole+"=grandchild")})
+		opts := proc.Options{Env: append(os.Environ(), proctest.EnvMode+"="+proctest.ModeServe, proctest.EnvRole+"=grandchild")}
+		if script := os.Getenv(envAgentScript); script != "" {
+			path, args, opts = "/bin/sh", []string{"-c", script}, proc.Options{}
+		}
+		p, err := proc.Start(path, args, opts)
 		if err != nil {
 			return 0, err
 		}
@@ -30,6 +34,14 @@ func TestMain(m *testing.M) {
 	proctest.MaybeRunChild()
 	os.Exit(m.Run())
 }
+
+// envAgentScript, in a ModeAgent child, makes it start /bin/sh -c with the
+// variable's value instead of the test binary.
+const envAgentScript = "PROC_TEST_AGENT_SCRIPT"
+
+// escapeScript starts, in a new session, a shell that ignores SIGTERM,
+// reports "start" with its pid on the events FIFO, and sleeps.
+const escapeScript = `setsid /bin/sh -c 'trap "" TERM; echo "escapee start $$" > "$PROCTEST_FIFO"; exec sleep 1000' & wait`
 
 // start runs the test binary as a child in mode.
 func start(t *testing.T, ev *proctest.Events, mode string, args ...string) *proc.Process {
@@ -178,8 +190,10 @@ func TestStopKillsGroup(t *testing.T) {
 	}
 }
 
-// A child that exited leaves its group behind; Stop still sweeps it.
-func TestStopSweepsGroupOfExitedChild(t *testing.T) {
+// A child that exits leaves no descendant behind: the reaper stops them
+// (SIGTERM, SIGKILL after a grace) before the Process is done. Elsewhere,
+// Stop sweeps the group.
+func TestExitedChildLeavesNoDescendant(t *testing.T) {
 	ev := proctest.NewEvents(t)
 	env := append(ev.Env(proctest.ModeSpawn), proctest.EnvGrandchildMode+"="+proctest.ModeServe)
 	p, err := proc.Start(proctest.Executable(t), nil, proc.Options{Env: env})
@@ -191,14 +205,23 @@ func TestStopSweepsGroupOfExitedChild(t *testing.T) {
 	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.Done()
-	if got := proctest.GroupMembers(t, p.Pid()); !slices.Equal(got, []int{starts["grandchild"].Pid}) {
-		t.Fatalf("group %d = %v, want only the grandchild %d", p.Pid(), got, starts["grandchild"].Pid)
+	if runtime.GOOS == "linux" {
+		if term := ev.Next(t, "term"); term.Pid != starts["grandchild"].Pid {
+			t.Fatalf("term from %+v, want from the grandchild %d", term, starts["grandchild"].Pid)
+		}
+		<-p.Done()
+		if st := p.ProcessState(); st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("exit state %v, want the child's death by SIGKILL", st)
+		}
+	} else {
+		<-p.Done()
 	}
 	if err := p.Stop(5 * time.Second); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	ev.Next(t, "term")
+	if runtime.GOOS != "linux" {
+		ev.Next(t, "term")
+	}
 	if got := proctest.GroupMembers(t, p.Pid()); len(got) != 0 {
 		t.Fatalf("group %d still has %v after Stop", p.Pid(), got)
 	}

@@ -3,12 +3,15 @@
 package proc
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +19,9 @@ import (
 
 // Options tune Start.
 type Options struct {
+	// Stdin is the command's standard input. Default: nil (/dev/null).
+	// notifier.exec passes the agent's os.Stdin, as spiffe-helper does.
+	Stdin io.Reader
 	// Stdout receives the command's standard output. Default: os.Stdout
 	// (the agent's, as spiffe-helper does).
 	Stdout io.Writer
@@ -40,23 +46,38 @@ const groupGonePoll = 10 * time.Millisecond
 // goroutine, owned by the Process, waits for the command and exits with
 // it; Stop waits for the reaper.
 type Process struct {
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{} // closed once the command has been waited for
-	err  error         // the command's exit status; valid after done
+	cmd *exec.Cmd // the reaper, or the command where there is none
+	pid int       // the command's
+	// With a reaper: ctl is the write end of its control pipe, report
+	// the read end of its report pipe.
+	ctl     *os.File
+	report  *bufio.Reader
+	repFile *os.File
+	read    chan struct{} // closed once Start has read the report's first line
+	repMu   sync.Mutex    // one reader of report at a time
+	killed  bool          // the reaper reported SIGKILL; under repMu, final after done
+	done    chan struct{} // closed once the command has been waited for
+	err     error         // the command's exit status; valid after done
 
 	stopOnce sync.Once
 	stopErr  error
 }
 
 // Start runs path with args in a new process group whose id is the
-// command's pid. The command's stdin is /dev/null. On Linux the command
-// gets SIGTERM if the agent dies (Pdeathsig); see the package README for
-// the thread caveat and how Start meets it. Start returns once the command
+// command's pid. The command's stdin is opts.Stdin. On Linux the command
+// runs under a reaper (see the package README): nothing it spawns outlives
+// Stop, its own exit, or the agent, even if the agent is SIGKILLed.
+// Elsewhere it runs as the agent's child. Start returns once the command
 // has started, or with the reason it could not.
 func Start(path string, args []string, opts Options) (*Process, error) {
 	cmd := exec.Command(path, args...)
-	cmd.Stdin = nil // exec opens os.DevNull
+	if cmd.Err != nil {
+		return nil, fmt.Errorf("starting %q: %w", path, cmd.Err)
+	}
+	if useReaper {
+		return startReaped(cmd, path, args, opts)
+	}
+	cmd.Stdin = opts.Stdin // nil: exec opens os.DevNull
 	cmd.Stdout = opts.Stdout
 	if cmd.Stdout == nil {
 		cmd.Stdout = os.Stdout
@@ -93,6 +114,15 @@ func (p *Process) run(started chan<- error) {
 	}
 	started <- nil
 	p.err = p.cmd.Wait()
+	if p.ctl != nil { // the reaper exited: its report is complete
+		<-p.read
+		p.repMu.Lock()
+		rest, _ := io.ReadAll(p.report)
+		p.killed = p.killed || strings.Contains(string(rest), "killed")
+		p.ctl.Close()
+		p.repFile.Close()
+		p.repMu.Unlock()
+	}
 	close(p.done)
 }
 
@@ -134,6 +164,9 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	if p.Exited() {
 		return fmt.Errorf("signaling pid %d: %w", p.pid, os.ErrProcessDone)
 	}
+	if p.ctl != nil {
+		return p.signalReaped(sig)
+	}
 	// os.Process signals through a pidfd where the kernel has them, so a
 	// reaped and reused pid is never signaled.
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -155,6 +188,9 @@ func (p *Process) Stop(grace time.Duration) error {
 }
 
 func (p *Process) stop(grace time.Duration) error {
+	if p.ctl != nil {
+		return p.stopReaped(grace)
+	}
 	pgid := p.pid
 	if !p.Exited() || groupAlive(pgid) {
 		if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -174,6 +210,120 @@ func (p *Process) stop(grace time.Duration) error {
 	// parents or by init, which takes a moment.
 	p.waitGroupGone(time.Now().Add(grace))
 	return fmt.Errorf("stopping process group %d: still running %v after SIGTERM; sent SIGKILL", pgid, grace)
+}
+
+// startReaped starts cmd's command under a reaper: the agent's own
+// executable, which starts the command, forwards signals to it and stops
+// everything it spawned.
+func startReaped(cmd *exec.Cmd, path string, args []string, opts Options) (*Process, error) {
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting %q: %w", path, err)
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return nil, fmt.Errorf("starting %q: %w", path, err)
+	}
+	env := opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	r := exec.Command("/proc/self/exe")
+	r.Args = append([]string{reaperArg0, cmd.Path, path}, args...)
+	r.Env = append(env[:len(env):len(env)], envReaper+"=1")
+	r.Dir = opts.Dir
+	r.Stdin = opts.Stdin
+	r.Stdout, r.Stderr = opts.Stdout, opts.Stderr
+	if r.Stdout == nil {
+		r.Stdout = os.Stdout
+	}
+	if r.Stderr == nil {
+		r.Stderr = os.Stderr
+	}
+	r.ExtraFiles = []*os.File{ctlR, repW}
+	r.WaitDelay = waitDelay
+	r.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	p := &Process{cmd: r, done: make(chan struct{}), ctl: ctlW, report: bufio.NewReader(repR), repFile: repR, read: make(chan struct{})}
+	started := make(chan error, 1)
+	go p.run(started)
+	err = <-started
+	ctlR.Close() // the reaper has its copies
+	repW.Close()
+	if err != nil {
+		ctlW.Close()
+		repR.Close()
+		return nil, fmt.Errorf("starting %q: %w", path, err)
+	}
+	// Read before the reaper can exit: run reads the rest.
+	line, err := p.report.ReadString('\n')
+	close(p.read)
+	if pid, ok := strings.CutPrefix(strings.TrimSpace(line), "pid "); ok && err == nil {
+		if p.pid, err = strconv.Atoi(pid); err == nil {
+			return p, nil
+		}
+	}
+	ctlW.Close() // the reaper stops
+	<-p.done
+	var errno int
+	var msg string
+	if _, err := fmt.Sscanf(line, "error %d", &errno); err == nil {
+		msg = strings.TrimSpace(strings.TrimPrefix(line, fmt.Sprintf("error %d", errno)))
+		if errno > 0 {
+			return nil, fmt.Errorf("starting %q: %w", path, syscall.Errno(errno))
+		}
+		return nil, fmt.Errorf("starting %q: %s", path, msg)
+	}
+	return nil, fmt.Errorf("starting %q: the reaper exited (%v) before the command started", path, p.err)
+}
+
+// signalReaped asks the reaper to signal the command and waits for its
+// answer, so that a command the reaper has reaped is never signaled and
+// reports os.ErrProcessDone at once.
+func (p *Process) signalReaped(sig syscall.Signal) error {
+	p.repMu.Lock()
+	defer p.repMu.Unlock()
+	done := fmt.Errorf("signaling pid %d: %w", p.pid, os.ErrProcessDone)
+	if _, err := fmt.Fprintf(p.ctl, "signal %d\n", int(sig)); err != nil {
+		return done // stopped, or the reaper exited
+	}
+	line, err := p.report.ReadString('\n')
+	line = strings.TrimSpace(line)
+	var errno int
+	switch {
+	case err == nil && line == "ok":
+		return nil
+	case line == "killed": // the reaper stopped instead of answering
+		p.killed = true
+		return done
+	case err == nil && line != "gone":
+		if _, err := fmt.Sscanf(line, "error %d", &errno); err == nil {
+			return fmt.Errorf("signaling pid %d with %s: %w", p.pid, SignalName(sig), syscall.Errno(errno))
+		}
+	}
+	return done
+}
+
+// stopReaped tells the reaper to stop the command and its descendants
+// with grace, and waits for it. If the reaper itself is stuck past grace
+// and reaperMargin, it is SIGKILLed.
+func (p *Process) stopReaped(grace time.Duration) error {
+	fmt.Fprintf(p.ctl, "stop %d\n", grace.Nanoseconds()) // EPIPE once it exited
+	p.ctl.Close()
+	if !p.waitDone(time.Now().Add(grace + reaperMargin)) {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("stopping pid %d: its reaper did not finish within %v; sent it SIGKILL", p.pid, grace+reaperMargin)
+	}
+	p.repMu.Lock()
+	killed := p.killed
+	p.repMu.Unlock()
+	if killed {
+		return fmt.Errorf("stopping pid %d: it or its descendants still ran %v after SIGTERM; sent SIGKILL", p.pid, grace)
+	}
+	return nil
 }
 
 // waitDone waits until the command is reaped or deadline passes, and

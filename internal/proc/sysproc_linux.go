@@ -25,32 +25,43 @@ func groupHasLiveMember(pgid int) bool {
 		return true
 	}
 	for _, path := range stats {
-		state, pgrp, ok := readStat(path)
-		if ok && pgrp == pgid && state != 'Z' && state != 'X' {
+		st, ok := readStat(path)
+		if ok && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
 			return true
 		}
 	}
 	return false
 }
 
-// readStat returns the state and process group of a /proc/<pid>/stat file.
-func readStat(path string) (state byte, pgrp int, ok bool) {
+// stat is what the package reads from /proc/<pid>/stat.
+type stat struct {
+	state      byte
+	ppid, pgrp int
+}
+
+// readStat returns the state, parent and process group of a
+// /proc/<pid>/stat file.
+func readStat(path string) (stat, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, false // the process is gone
+		return stat{}, false // the process is gone
 	}
 	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, false
+		return stat{}, false
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 3 || len(f[0]) != 1 {
-		return 0, 0, false
+		return stat{}, false
 	}
-	pgrp, err = strconv.Atoi(string(f[2]))
-	if err != nil {
-		return 0, 0, false
+	ppid, err1 := strconv.Atoi(string(f[1]))
+	pgrp, err2 := strconv.Atoi(string(f[2]))
+	if err1 != nil || err2 != nil {
+		return stat{}, false
 	}
-	return f[0][0], pgrp, true
+	return stat{state: f[0][0], ppid: ppid, pgrp: pgrp}, true
 }
+
+// useReaper is true: commands run under the reaper (reaper_linux.go).
+const useReaper = true

@@ -13,3 +13,13 @@ func sysProcAttr() *syscall.SysProcAttr {
 // groupHasLiveMember is called after kill(-pgid, 0) succeeded; without
 // /proc, zombies cannot be told apart, so the group counts as alive.
 func groupHasLiveMember(int) bool { return true }
+
+// useReaper is false: there is no PR_SET_CHILD_SUBREAPER outside Linux.
+const useReaper = false
+
+// Unused without a reaper.
+const (
+	envReaper    = ""
+	reaperArg0   = ""
+	reaperMargin = 0
+)

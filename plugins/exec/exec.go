@@ -75,6 +75,12 @@ func WithOutput(stdout, stderr io.Writer) Option {
 	return func(n *Notifier) { n.opts.Stdout, n.opts.Stderr = stdout, stderr }
 }
 
+// WithStdin gives the command r as its standard input instead of the
+// agent's.
+func WithStdin(r io.Reader) Option {
+	return func(n *Notifier) { n.opts.Stdin = r }
+}
+
 // WithEnv sets the command's environment instead of the agent's.
 func WithEnv(env []string) Option {
 	return func(n *Notifier) { n.opts.Env = env }
@@ -98,7 +104,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Notifier, error) {
 		n.sig, _ = proc.ParseSignal(cfg.Signal) // validated
 	}
 	n.stopTimeout, _ = time.ParseDuration(cfg.StopTimeout) // validated
-	n.opts.Stdout, n.opts.Stderr = os.Stdout, os.Stderr
+	n.opts.Stdin, n.opts.Stdout, n.opts.Stderr = os.Stdin, os.Stdout, os.Stderr
 	for _, o := range opts {
 		o(n)
 	}

@@ -5,6 +5,7 @@ package exec_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -307,5 +308,44 @@ func TestNotifyCloseHammer(t *testing.T) {
 	}
 	if pid := n.Pid(); pid != 0 && !proctest.Reaped(pid) {
 		t.Fatalf("command %d left running after Close", pid)
+	}
+}
+
+// TestCommandInheritsAgentStdin is spiffe-helper #245: cmd reads the
+// agent's stdin. The agent's os.Stdin is a pipe here; what the test writes
+// into it comes back on the command's stdout.
+func TestCommandInheritsAgentStdin(t *testing.T) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inR.Close(); inW.Close(); outR.Close(); outW.Close() })
+	saved := os.Stdin
+	os.Stdin = inR
+	cfg := exec.DefaultConfig()
+	cfg.Cmd, cfg.Argv = "/bin/sh", []string{"-c", "read line && echo \"got $line\""}
+	n, err := exec.New(cfg, nil, exec.WithOutput(outW, os.Stderr))
+	os.Stdin = saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if _, err := inW.WriteString("from-agent-stdin\n"); err != nil {
+		t.Fatal(err)
+	}
+	outW.Close() // the child holds its own copy
+	got, err := io.ReadAll(outR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "got from-agent-stdin\n" {
+		t.Fatalf("command printed %q, want it to echo what the agent's stdin carried", got)
 	}
 }

@@ -81,11 +81,14 @@ func newSupervised(t *testing.T, ev *proctest.Events, mode, restart, backoff str
 // supervisor's own records.
 func TestRestartCrashLoopBacksOff(t *testing.T) {
 	ev := proctest.NewEvents(t)
-	n, logs := newSupervised(t, ev, proctest.ModeExit, exec.RestartOnFailure, "20ms")
+	// A run shorter than ResetAfterRuns × 100ms = 1s keeps the backoff
+	// doubling: the start of a race-instrumented child under its reaper
+	// (two executions of the test binary) takes a good part of 200ms.
+	n, logs := newSupervised(t, ev, proctest.ModeExit, exec.RestartOnFailure, "100ms")
 	notify(t, n)
 	pids := map[int]bool{ev.Next(t, "start").Pid: true}
 	logs.next(t, logStarted)
-	want := []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
 	for i, w := range want {
 		r := logs.next(t, logRestarting)
 		if got := r.Attrs["delay"].Duration(); got != w {

@@ -7,10 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/proc"
@@ -31,14 +36,44 @@ func init() {
 	})
 }
 
-// Notifier sends a signal to the pid in a file on each rotation.
+// Limits of the notifier.
+const (
+	// MaxPIDFileSize is the largest pid file read; a larger one is refused
+	// unread.
+	MaxPIDFileSize = 64
+	// DefaultRetryBackoff is RetryBackoff's default.
+	DefaultRetryBackoff = time.Second
+	// MaxRetryBackoff caps the doubling of the retry delay.
+	MaxRetryBackoff = 30 * time.Second
+)
+
+// ErrClosed is returned by Notify after Close.
+var ErrClosed = errors.New("notifier.signal is closed")
+
+// Notifier sends a signal to the pid in a file on each rotation. It is
+// safe for concurrent use.
 type Notifier struct {
-	pidFile string
-	sig     syscall.Signal
-	log     *slog.Logger
+	pidFile   string
+	sig       syscall.Signal
+	allowPID1 bool
+	backoff   time.Duration
+	log       *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	retry  *retry // the pending retry of the last failed rotation, or nil
 }
 
-var _ hostapi.Notifier = (*Notifier)(nil)
+// retry is one background retry loop; its owner stops it by closing stop
+// and waits for done.
+type retry struct {
+	stop, done chan struct{}
+}
+
+var (
+	_ hostapi.Notifier = (*Notifier)(nil)
+	_ io.Closer        = (*Notifier)(nil)
+)
 
 // New validates cfg and returns its notifier. A nil logger discards.
 func New(cfg *Config, logger *slog.Logger) (*Notifier, error) {
@@ -49,16 +84,88 @@ func New(cfg *Config, logger *slog.Logger) (*Notifier, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Notifier{pidFile: cfg.PIDFile, sig: sig, log: logger}, nil
+	return &Notifier{pidFile: cfg.PIDFile, sig: sig, allowPID1: cfg.AllowPID1, backoff: cfg.retryBackoff(), log: logger}, nil
 }
 
-// Notify reads the pid file and signals the pid in it. A missing or
-// malformed file, or a pid that is not running, is an error; the next
-// rotation tries again.
+// Notify reads the pid file and signals the pid in it. It first stops the
+// retry of an earlier rotation: this one supersedes it. A missing,
+// oversized, non-regular or malformed file, pid 1 (unless allowed) or a
+// pid that is not running is an error, and the signal is retried in the
+// background with a jittered backoff until it is sent, the next rotation
+// supersedes it, or Close.
 func (n *Notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return fmt.Errorf("notifying pid file %q: %w", n.pidFile, ErrClosed)
+	}
+	n.stopRetryLocked()
+	err := n.signal(ctx)
+	if err == nil {
+		return nil
+	}
+	r := &retry{stop: make(chan struct{}), done: make(chan struct{})}
+	n.retry = r
+	go n.retryLoop(r)
+	return fmt.Errorf("%w (retrying in the background until the signal is sent or the next rotation)", err)
+}
+
+// Close stops a pending retry and waits for it. It is idempotent; Notify
+// fails with ErrClosed afterwards.
+func (n *Notifier) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	n.stopRetryLocked()
+	return nil
+}
+
+func (n *Notifier) stopRetryLocked() {
+	if n.retry == nil {
+		return
+	}
+	close(n.retry.stop)
+	<-n.retry.done
+	n.retry = nil
+}
+
+// retryLoop tries the signal again after a jittered, doubling delay until
+// it is sent or r is stopped.
+func (n *Notifier) retryLoop(r *retry) {
+	defer close(r.done)
+	ctx := context.Background()
+	delay := n.backoff
+	for attempt := 1; ; attempt++ {
+		t := time.NewTimer(jitter(delay))
+		select {
+		case <-r.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		err := n.signal(ctx)
+		if err == nil {
+			n.log.LogAttrs(ctx, slog.LevelInfo, "signal sent on retry", slog.Int("attempt", attempt), slog.String("pid_file", n.pidFile))
+			return
+		}
+		n.log.LogAttrs(ctx, slog.LevelDebug, "signal retry failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		delay = min(2*delay, max(n.backoff, MaxRetryBackoff))
+	}
+}
+
+// jitter returns d ±20%.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+// signal reads the pid file and signals its pid once.
+func (n *Notifier) signal(ctx context.Context) error {
 	pid, err := readPID(n.pidFile)
 	if err != nil {
 		return err
+	}
+	if pid == 1 && !n.allowPID1 {
+		return fmt.Errorf("reading pid file %q: it names pid 1 (init), which is refused; fix the pid file, or set allow_pid_1 = true if the process really is the first of its container", n.pidFile)
 	}
 	if err := syscall.Kill(pid, n.sig); err != nil {
 		switch {
@@ -74,19 +181,48 @@ func (n *Notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 }
 
 // readPID reads a positive pid, surrounded by optional white space, from
-// path.
+// path. The file must be a regular file of at most MaxPIDFileSize bytes:
+// it is opened non-blocking, so that a FIFO or a device fails at once
+// instead of blocking the notifier or filling its memory (/dev/zero).
 func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return 0, fmt.Errorf("reading pid file %q: %w; check pid_file and that the process wrote it", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("reading pid file %q: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("reading pid file %q: it is a %s, not a regular file; point pid_file at the file the process writes its pid to", path, fileType(fi.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxPIDFileSize+1))
+	if err != nil {
+		return 0, fmt.Errorf("reading pid file %q: %w", path, err)
+	}
+	if len(b) > MaxPIDFileSize {
+		return 0, fmt.Errorf("reading pid file %q: it is larger than %d bytes, too large for a pid file; check pid_file", path, MaxPIDFileSize)
 	}
 	s := string(bytes.TrimSpace(b))
 	pid, err := strconv.Atoi(s)
 	if err != nil || pid <= 0 {
-		if len(s) > 32 {
-			s = s[:32] + "..."
-		}
 		return 0, fmt.Errorf("reading pid file %q: %q is not a positive process id; check pid_file points at the process's pid file", path, s)
 	}
 	return pid, nil
+}
+
+// fileType names the type of a file that is not regular.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }

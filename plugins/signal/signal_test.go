@@ -4,11 +4,13 @@ package signal_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +36,8 @@ func TestValidate(t *testing.T) {
 		{name: "valid", cfg: signal.Config{PIDFile: "/run/x.pid", Signal: "SIGHUP"}},
 		{name: "valid short lower", cfg: signal.Config{PIDFile: "/run/x.pid", Signal: "usr1"}},
 		{name: "empty", cfg: signal.Config{}, wantFields: []string{"pid_file", "signal"}, wantText: "is required"},
+		{name: "valid options", cfg: signal.Config{PIDFile: "/run/x.pid", Signal: "HUP", AllowPID1: true, RetryBackoff: "250ms"}},
+		{name: "bad retry_backoff", cfg: signal.Config{PIDFile: "/run/x.pid", Signal: "HUP", RetryBackoff: "-1s"}, wantFields: []string{"retry_backoff"}, wantText: "positive duration"},
 		{name: "unknown signal", cfg: signal.Config{PIDFile: "/run/x.pid", Signal: "SIGRELOAD"}, wantFields: []string{"signal"}, wantText: "use one of SIGHUP"},
 	}
 	for _, tt := range tests {
@@ -98,6 +102,7 @@ func TestNotifyRereadsPIDFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { n.Close() })
 	ctx := context.Background()
 	ev := &hostapi.RotationEvent{Name: "default", Reason: hostapi.ChangedX509}
 
@@ -149,6 +154,9 @@ func TestNotifyErrors(t *testing.T) {
 		{name: "zero would signal our own group", content: ptr("0"), wantText: []string{"not a positive process id"}},
 		{name: "negative would signal a group", content: ptr("-1"), wantText: []string{"not a positive process id"}},
 		{name: "no such process", content: ptr(strconv.Itoa(gone.Process.Pid)), wantText: []string{"signaling pid " + strconv.Itoa(gone.Process.Pid), "no such process", "pid_file"}},
+		{name: "pid 1 refused", content: ptr("1\n"), wantText: []string{"names pid 1", "allow_pid_1"}},
+		{name: "too large", content: ptr(strings.Repeat(" ", signal.MaxPIDFileSize) + "42"), wantText: []string{"larger than 64 bytes"}},
+		{name: "control bytes quoted", content: ptr("\x1b[2J12"), wantText: []string{`"\x1b[2J12" is not a positive`}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,10 +166,11 @@ func TestNotifyErrors(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "SIGUSR1"}, nil)
+			n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "SIGUSR1", RetryBackoff: "1h"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { n.Close() })
 			err = n.Notify(context.Background(), &hostapi.RotationEvent{})
 			if err == nil {
 				t.Fatal("Notify succeeded")
@@ -176,3 +185,117 @@ func TestNotifyErrors(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestPIDFileHostile: whatever sits at pid_file, Notify fails at once with
+// a clear error, reads at most MaxPIDFileSize bytes, and never blocks.
+func TestPIDFileHostile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, wantText string
+	}{
+		// Opening a FIFO for reading blocks until a writer comes, unless
+		// it is opened non-blocking.
+		{name: "fifo without a writer", path: fifo, wantText: "is a FIFO, not a regular file"},
+		// Reading /dev/zero to the end never ends and grows memory.
+		{name: "dev zero", path: "/dev/zero", wantText: "is a device, not a regular file"},
+		{name: "directory", path: dir, wantText: "is a directory, not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := signal.New(&signal.Config{PIDFile: tt.path, Signal: "SIGUSR1", RetryBackoff: "1h"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- n.Notify(context.Background(), &hostapi.RotationEvent{}) }()
+			select {
+			case err = <-done:
+			case <-time.After(proctest.Timeout):
+				t.Fatalf("Notify still blocked on %s after %v", tt.path, proctest.Timeout)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantText) {
+				t.Fatalf("Notify() = %v, want it to say %q", err, tt.wantText)
+			}
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestRetryUntilPIDFileAppears is spiffe-helper #333: the pid file is not
+// there yet at the first rotation; the signal is sent once it appears,
+// without another rotation.
+func TestRetryUntilPIDFileAppears(t *testing.T) {
+	ev := proctest.NewEvents(t)
+	pid := startChild(t, ev)
+	pidFile := filepath.Join(t.TempDir(), "late.pid")
+	n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "USR1", RetryBackoff: "10ms"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	err = n.Notify(context.Background(), &hostapi.RotationEvent{})
+	if err == nil || !strings.Contains(err.Error(), "retrying in the background") {
+		t.Fatalf("Notify() = %v, want a missing-file error that says it retries", err)
+	}
+	// Written in place, so a retry may read it half-written: that fails
+	// and is retried too.
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.Next(t, "signal"); got.Extra != "SIGUSR1" {
+		t.Fatalf("child got %q, want SIGUSR1", got.Extra)
+	}
+	// Sent once: the retry loop ended. Close waits for it, so a stray
+	// second signal would have been reported before the one below.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.Next(t, "signal"); got.Extra != "SIGHUP" {
+		t.Fatalf("child got %q, want the test's own SIGHUP", got.Extra)
+	}
+	ev.None(t)
+}
+
+// TestRetrySupersededAndClosed: a rotation replaces the pending retry of
+// the previous one, and Close stops a pending retry at once.
+func TestRetrySupersededAndClosed(t *testing.T) {
+	ev := proctest.NewEvents(t)
+	pid := startChild(t, ev)
+	pidFile := filepath.Join(t.TempDir(), "app.pid")
+	n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "USR2", RetryBackoff: "1h"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err == nil {
+		t.Fatal("Notify succeeded without a pid file")
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	ev.Next(t, "signal")
+	if err := os.Remove(pidFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err == nil {
+		t.Fatal("Notify succeeded without a pid file")
+	}
+	if err := n.Close(); err != nil { // returns with the hour-long retry pending
+		t.Fatal(err)
+	}
+	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); !errors.Is(err, signal.ErrClosed) {
+		t.Fatalf("Notify after Close = %v, want ErrClosed", err)
+	}
+	ev.None(t)
+}

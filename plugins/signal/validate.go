@@ -3,6 +3,8 @@
 package signal
 
 import (
+	"time"
+
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/proc"
 )
@@ -18,5 +20,19 @@ func (c *Config) Validate() error {
 	} else if _, err := proc.ParseSignal(c.Signal); err != nil {
 		errs.Add("signal", err.Error())
 	}
+	if c.RetryBackoff != "" {
+		if d, err := time.ParseDuration(c.RetryBackoff); err != nil || d <= 0 {
+			errs.Add("retry_backoff", `must be a positive duration such as "1s" or "500ms"`)
+		}
+	}
 	return errs.Err()
+}
+
+// retryBackoff returns RetryBackoff, validated, or its default.
+func (c *Config) retryBackoff() time.Duration {
+	d, err := time.ParseDuration(c.RetryBackoff)
+	if err != nil || d <= 0 {
+		return DefaultRetryBackoff
+	}
+	return d
 }

@@ -7,6 +7,8 @@
 //	http   GETs ev.Paths[0] through the host; succeeds on 200 "pong"
 //	dump   fails with the event it received, as JSON
 //	log    logs through the host and to stderr
+//	spawn  starts `sh -c 'trap "" TERM; sleep 1000'` in a new session,
+//	       with SVIDAGENT_TEST_MARKER=ev.Paths[0] in its environment
 //	other  succeeds
 package main
 
@@ -16,7 +18,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/sdk"
@@ -61,7 +66,7 @@ func (n *notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 	case "echo":
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		return sdk.Errorf(sdk.CodeFailedPrecondition, "greeting=%s pid=%d", n.greeting, os.Getpid())
+		return sdk.Errorf(sdk.CodeFailedPrecondition, "greeting=%s pid=%d", n.greeting, hostPid())
 	case "http":
 		resp, err := sdk.HostFromContext(ctx).HTTP(ctx, &sdk.HTTPRequest{URL: ev.Paths[0]})
 		if err != nil {
@@ -76,11 +81,30 @@ func (n *notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 			return err
 		}
 		return sdk.Error(sdk.CodeFailedPrecondition, string(b))
+	case "spawn":
+		cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; sleep 1000`)
+		cmd.Env = append(os.Environ(), "SVIDAGENT_TEST_MARKER="+ev.Paths[0])
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go cmd.Wait()
 	case "log":
 		sdk.HostFromContext(ctx).Log(slog.LevelWarn, "through the host", "via", "broker")
 		goplugin.Logger().Error("through stderr", "via", "hclog-json")
 	}
 	return nil
+}
+
+// hostPid returns the plugin's pid as the agent sees it: os.Getpid is 1
+// in the plugin's own pid namespace, while /proc is the agent's.
+func hostPid() int {
+	s, err := os.Readlink("/proc/self")
+	if err != nil {
+		return -1
+	}
+	pid, _ := strconv.Atoi(s)
+	return pid
 }
 
 func main() {
