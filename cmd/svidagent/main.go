@@ -46,7 +46,7 @@ const usage = `Usage:
   svidagent fetch    [-config FILE] [-log-level LEVEL] [-log-format text|json]
   svidagent validate [-config FILE]
   svidagent plugin hash FILE
-  svidagent plugin inspect [-json] FILE
+  svidagent plugin inspect [-json] [-sha256 HEX | -allow-exec] FILE
   svidagent status   [-addr 127.0.0.1:8081] [-json]
   svidagent conformance -kind notifier|writer|issuer -plugin PATH [-config FILE] [-junit out.xml] [-json]
   svidagent version
