@@ -17,6 +17,7 @@ import (
 
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/svidagent/svidagent/internal/pluginhost"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -72,6 +73,24 @@ func TestLoggerTagsAndLevels(t *testing.T) {
 		if r[k] != want {
 			t.Errorf("record[%q] = %v, want %v", k, r[k], want)
 		}
+	}
+}
+
+// TestLoggerBoundsPluginText: a plugin's log line and attributes of many
+// MiB with terminal escapes are logged bounded and escaped.
+func TestLoggerBoundsPluginText(t *testing.T) {
+	log, buf := newLog()
+	l := hostsvc.NewLogger(log, "p", 0)
+	hostile := "\x1b]0;pwned\x07" + strings.Repeat("X", 4<<20)
+	if _, err := l.Log(context.Background(), &hostv1.LogRequest{Message: hostile, Attrs: []string{hostile, hostile}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Line(context.Background(), slog.LevelInfo, hostile)
+	buf.mu.Lock()
+	out := buf.b.String()
+	buf.mu.Unlock()
+	if len(out) > 8*pluginhost.MaxTextBytes || strings.ContainsRune(out, 0x1b) || !strings.Contains(out, "bytes truncated") {
+		t.Errorf("logged %d bytes (ESC kept: %v) for two hostile lines: %.200q", len(out), strings.ContainsRune(out, 0x1b), out)
 	}
 }
 
