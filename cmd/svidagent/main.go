@@ -139,9 +139,9 @@ func newLogger(f *commonFlags, w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch f.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(newRepeatHandler(slog.NewTextHandler(w, opts), repeatWindow, time.Now)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(newRepeatHandler(slog.NewJSONHandler(w, opts), repeatWindow, time.Now)), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: use text or json", f.logFormat)
 }
