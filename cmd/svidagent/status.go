@@ -166,15 +166,28 @@ func printStatus(w io.Writer, st agent.Status, color bool) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLUGIN\tKIND\tSVID\tTYPE\tRUNTIME\tSHA256\tSTATE\tRESTARTS\tLAST ERROR")
+	var changed []string
 	for _, p := range st.Plugins {
 		sum := p.SHA256
 		if len(sum) > 12 {
 			sum = sum[:12]
 		}
+		state := p.State
+		switch {
+		case p.FileSHA256 != "":
+			state += ", file changed"
+			changed = append(changed, fmt.Sprintf("! plugin %s: the file on disk has sha256 %s, not the %s it was loaded with; it is loaded only once the config pins it (svidagent plugin hash), check where it came from", p.Name, p.FileSHA256, p.SHA256))
+		case p.FileError != "":
+			state += ", file unreadable"
+			changed = append(changed, fmt.Sprintf("! plugin %s: its file on disk cannot be hashed: %s", p.Name, p.FileError))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			p.Name, p.Kind, dash(p.SVID), dash(p.Type), p.Runtime, dash(sum), p.State, p.Restarts, dash(oneLine(p.LastError)))
+			p.Name, p.Kind, dash(p.SVID), dash(p.Type), p.Runtime, dash(sum), state, p.Restarts, dash(oneLine(p.LastError)))
 	}
 	_ = tw.Flush()
+	for _, c := range changed {
+		fmt.Fprintln(w, c)
+	}
 }
 
 // cleanStatus escapes every string of st that a plugin (or whatever
@@ -195,6 +208,7 @@ func cleanStatus(st *agent.Status) {
 		p := &st.Plugins[i]
 		p.Name, p.Kind, p.SVID, p.Type, p.Runtime = c(p.Name), c(p.Kind), c(p.SVID), c(p.Type), c(p.Runtime)
 		p.SHA256, p.State, p.LastError = c(p.SHA256), c(p.State), c(strings.Join(strings.Fields(p.LastError), " "))
+		p.FileSHA256, p.FileError = c(p.FileSHA256), c(p.FileError)
 	}
 }
 
