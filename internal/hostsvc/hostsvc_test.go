@@ -86,7 +86,7 @@ func TestLoggerBoundsPluginText(t *testing.T) {
 	if _, err := l.Log(context.Background(), &hostv1.LogRequest{Message: hostile, Attrs: []string{hostile, hostile}}); err != nil {
 		t.Fatal(err)
 	}
-	l.Line(context.Background(), slog.LevelInfo, hostile)
+	l.Line(context.Background(), slog.LevelInfo, hostile, slog.String(hostile, hostile), "k", hostile)
 	buf.mu.Lock()
 	out := buf.b.String()
 	buf.mu.Unlock()

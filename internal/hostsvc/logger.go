@@ -72,9 +72,9 @@ func (l *Logger) Log(ctx context.Context, req *hostv1.LogRequest) (*hostv1.LogRe
 
 // Line logs msg at level with args (as slog.Logger.Log takes them) unless
 // the rate limit is exceeded, and reports whether it was logged. It serves
-// the WASM `log` import and the plugin's stdout and stderr. msg is the
-// plugin's: it is logged bounded by [pluginhost.BoundText] (escaped,
-// at most [pluginhost.MaxTextBytes]).
+// the WASM `log` import and the plugin's stdout and stderr. msg and the
+// strings among args are the plugin's: they are logged bounded by
+// [pluginhost.BoundText] (escaped, at most [pluginhost.MaxTextBytes] each).
 func (l *Logger) Line(ctx context.Context, level slog.Level, msg string, args ...any) bool {
 	l.mu.Lock()
 	now := l.now()
@@ -98,8 +98,26 @@ func (l *Logger) Line(ctx context.Context, level slog.Level, msg string, args ..
 	if dropped > 0 {
 		l.summary(ctx, dropped)
 	}
-	l.log.Log(ctx, level, pluginhost.BoundText(msg), args...)
+	l.log.Log(ctx, level, pluginhost.BoundText(msg), boundArgs(args)...)
 	return true
+}
+
+// boundArgs bounds the strings among args (keys and values, or
+// slog.Attrs), which may be the plugin's (an hclog line's attributes).
+func boundArgs(args []any) []any {
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[i] = pluginhost.BoundText(v)
+		case slog.Attr:
+			if v.Value.Kind() == slog.KindString {
+				args[i] = slog.String(pluginhost.BoundText(v.Key), pluginhost.BoundText(v.Value.String()))
+			} else {
+				args[i] = slog.Attr{Key: pluginhost.BoundText(v.Key), Value: v.Value}
+			}
+		}
+	}
+	return args
 }
 
 // Flush logs the summary of lines dropped since the last logged line, if
