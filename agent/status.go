@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/wasmhost"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -62,6 +64,14 @@ type PluginStatus struct {
 	Runtime string `json:"runtime"`
 	// SHA256 is an external plugin's file hash, as loaded.
 	SHA256 string `json:"sha256,omitempty"`
+	// FileSHA256 is set when an external plugin's file on disk no longer
+	// hashes to SHA256: it was replaced since it was loaded. It is the
+	// file's sha256 now. The running instance is still the one loaded; a
+	// reload loads the new file only once the config pins it.
+	FileSHA256 string `json:"file_sha256,omitempty"`
+	// FileError says why an external plugin's file on disk cannot be
+	// hashed (it was removed, or is unreadable).
+	FileError string `json:"file_error,omitempty"`
 	// State is "ok", "failing" or "breaker open".
 	State string `json:"state"`
 	// Restarts counts an external plugin's restarts after failures.
@@ -83,6 +93,43 @@ type extMeta struct {
 	runtime  string
 	sha256   string
 	restarts atomic.Uint64
+	file     fileCheck
+}
+
+// fileRecheck is how often status hashes an unchanged-looking plugin file
+// again: every readiness probe builds a status, and a file rewritten with
+// the same size and mtime is still found within this time.
+const fileRecheck = 10 * time.Second
+
+// fileCheck caches the sha256 of an external plugin's file on disk: it is
+// hashed again when its size or mtime change, or fileRecheck after the
+// last hash.
+type fileCheck struct {
+	mu    sync.Mutex
+	path  string
+	size  int64
+	mtime time.Time
+	at    time.Time
+	sum   string
+	err   error
+}
+
+// hash returns the sha256 of the file at path, from the cache when it
+// still holds.
+func (c *fileCheck) hash(path string, now time.Time) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fi, err := os.Stat(path)
+	if err != nil {
+		c.path, c.sum, c.err = "", "", nil
+		return "", err
+	}
+	if c.path == path && c.err == nil && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) && now.Sub(c.at) < fileRecheck {
+		return c.sum, nil
+	}
+	c.path, c.size, c.mtime, c.at = path, fi.Size(), fi.ModTime(), now
+	c.sum, c.err = wasmhost.HashFile(path)
+	return c.sum, c.err
 }
 
 // meta returns the record of plugin name, creating it.
@@ -287,6 +334,14 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 				ps.SHA256 = m.sha256
 			}
 			ps.Restarts = m.restarts.Load()
+			if ps.SHA256 != "" && e.Path != "" {
+				switch sum, err := m.file.hash(e.Path, now); {
+				case err != nil:
+					ps.FileError = err.Error()
+				case sum != ps.SHA256:
+					ps.FileSHA256 = sum
+				}
+			}
 		}
 		if p := externals[e.Name]; p != nil {
 			ps.Type = p.Info().Name

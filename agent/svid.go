@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -323,8 +324,9 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	}
 	r.a.metrics.Rotation(r.cfg.Name)
 	r.a.metrics.SVIDExpiry(r.cfg.Name, x509Expiries(x509IDs), jwtExpiries(jwtIDs))
-	r.log.Info("credentials delivered", "changed", ch.String(), "spiffe_id", spiffeID, "serial", serial,
-		"not_after", notAfter, "writers", ok, "duration", writeDur)
+	logID, logSerial, logNotAfter := loggedIdentity(set)
+	r.log.Info("credentials delivered", "changed", ch.String(), "spiffe_id", logID, "serial", logSerial,
+		"not_after", logNotAfter, "writers", ok, "duration", writeDur)
 
 	ev := &hostapi.RotationEvent{
 		Name:    r.cfg.Name,
@@ -343,6 +345,25 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		}
 	}
 	return failed
+}
+
+// loggedIdentity picks what the "credentials delivered" record names: the
+// first X509-SVID's (else the first JWT-SVID's) SPIFFE ID, its serial as
+// openssl prints it (two hex digits a byte, so a leading zero stays) and
+// that credential's own not_after.
+func loggedIdentity(set *hostapi.CredentialSet) (id, serial string, notAfter time.Time) {
+	if len(set.X509SVIDs) > 0 && len(set.X509SVIDs[0].Certificates) > 0 {
+		leaf := set.X509SVIDs[0].Certificates[0]
+		serial = hex.EncodeToString(leaf.SerialNumber.Bytes())
+		if leaf.SerialNumber.Sign() < 0 {
+			serial = "-" + serial
+		}
+		return set.X509SVIDs[0].ID.String(), serial, leaf.NotAfter
+	}
+	if len(set.JWTSVIDs) > 0 && set.JWTSVIDs[0].SVID != nil {
+		return set.JWTSVIDs[0].SVID.ID.String(), "", set.JWTSVIDs[0].SVID.Expiry
+	}
+	return "", "", time.Time{}
 }
 
 // summarize picks what status shows for an output: the default identity and

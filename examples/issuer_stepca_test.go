@@ -76,14 +76,27 @@ func stepcaBinDir(t *testing.T) string {
 	return dir
 }
 
+// builtDir is the directory stepcaBinaries built into, once it has;
+// TestMain removes it.
+var builtDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
 // stepcaBinaries builds the agent and the issuer-stepca plugin once per
-// test binary.
+// test binary, into a directory TestMain removes.
 var stepcaBinaries = sync.OnceValues(func() ([2]string, error) {
 	var out [2]string
 	dir, err := os.MkdirTemp("", "svidagent-stepca-")
 	if err != nil {
 		return out, err
 	}
+	builtDir = dir
 	out[0], out[1] = filepath.Join(dir, "svidagent"), filepath.Join(dir, "issuer-stepca")
 	for i, pkg := range []string{"../cmd/svidagent", "./issuer-stepca"} {
 		cmd := exec.Command("go", "build", "-o", out[i], pkg)

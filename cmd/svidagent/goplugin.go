@@ -8,21 +8,48 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 
+	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/gopluginhost"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 )
 
+// commandRuntimeErr: this build runs command plugins.
+func commandRuntimeErr() error { return nil }
+
 // inspectCommand starts the command plugin at path and asks what it is.
-func inspectCommand(ctx context.Context, path string, in *inspection) error {
-	info, err := gopluginhost.Inspect(ctx, path)
-	in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
-	in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
-	return err
+// With pin, what runs is the pinned copy of the bytes that hashed to pin;
+// without, the caller has allowed running the file unchecked.
+func inspectCommand(ctx context.Context, path, pin string, in *inspection) error {
+	if pin == "" {
+		info, err := gopluginhost.Inspect(ctx, path)
+		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
+		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
+		return err
+	}
+	state, err := os.MkdirTemp("", "svidagent-inspect-")
+	if err != nil {
+		return fmt.Errorf("inspecting plugin %s: %w", path, err)
+	}
+	defer os.RemoveAll(state)
+	p, err := gopluginhost.Open(ctx, gopluginhost.Config{Path: path, SHA256: pin, Name: path, Kind: hostapi.KindNotifier,
+		StateDir: state, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("inspecting plugin %s: %w", path, err)
+	}
+	defer p.Close()
+	in.SHA256, in.ABIVersions = p.SHA256(), []string{"v1"}
+	d, err := pluginhost.Describe(ctx, p, "", []string{pluginhost.ServiceLogger})
+	if err != nil {
+		return fmt.Errorf("inspecting plugin %s: %w", path, err)
+	}
+	in.Name, in.Version, in.Services, in.Capabilities = d.Name, d.Version, d.Services, d.Capabilities
+	return nil
 }
 
 // openCommandForValidate starts the command plugin e, pinned in a

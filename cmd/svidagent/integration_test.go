@@ -32,6 +32,9 @@ import (
 var (
 	agentBin    string // the svidagent binary under test
 	recorderBin string // testdata/recorder
+	// testBinDir holds the binaries built for the tests; TestMain removes
+	// it after the run.
+	testBinDir string
 )
 
 func TestMain(m *testing.M) {
@@ -40,6 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	testBinDir = dir
 	agentBin = filepath.Join(dir, "svidagent")
 	recorderBin = filepath.Join(dir, "recorder")
 	for _, b := range [][]string{{agentBin, "."}, {recorderBin, "./testdata/recorder"}} {

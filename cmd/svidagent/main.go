@@ -46,7 +46,7 @@ const usage = `Usage:
   svidagent fetch    [-config FILE] [-log-level LEVEL] [-log-format text|json]
   svidagent validate [-config FILE]
   svidagent plugin hash FILE
-  svidagent plugin inspect [-json] FILE
+  svidagent plugin inspect [-json] [-sha256 HEX | -allow-exec] FILE
   svidagent status   [-addr 127.0.0.1:8081] [-json]
   svidagent conformance -kind notifier|writer|issuer -plugin PATH [-config FILE] [-junit out.xml] [-json]
   svidagent version
@@ -156,9 +156,9 @@ func newLogger(f *commonFlags, w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch f.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(newRepeatHandler(slog.NewTextHandler(w, opts), repeatWindow, time.Now)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(newRepeatHandler(slog.NewJSONHandler(w, opts), repeatWindow, time.Now)), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: use text or json", f.logFormat)
 }

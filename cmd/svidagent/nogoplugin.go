@@ -19,7 +19,10 @@ import (
 
 var errNoGoPlugin = errors.New("this svidagent was built without the go-plugin runtime (tag svidagent_nogoplugin); use a wasm plugin or a full build")
 
-func inspectCommand(context.Context, string, *inspection) error { return errNoGoPlugin }
+// commandRuntimeErr: this build runs no command plugins.
+func commandRuntimeErr() error { return errNoGoPlugin }
+
+func inspectCommand(context.Context, string, string, *inspection) error { return errNoGoPlugin }
 
 func openCommandForValidate(context.Context, *config.External, *slog.Logger) (pluginhost.Conn, error) {
 	return nil, errNoGoPlugin

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -123,6 +124,8 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("svidagent plugin inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
+	pin := fs.String("sha256", "", "run a command plugin only if its sha256 (as `svidagent plugin hash` prints it) is this")
+	allowExec := fs.Bool("allow-exec", false, "run a command plugin without a -sha256 pin: only for a file you trust")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -131,6 +134,11 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintf(stderr, "svidagent plugin inspect: want exactly one FILE\n\n%s", usage)
+		return exitUsage
+	}
+	*pin = strings.ToLower(*pin)
+	if *pin != "" && !sha256Hex.MatchString(*pin) {
+		fmt.Fprintf(stderr, "svidagent plugin inspect: -sha256 %q is not a sha256 in hex (64 characters 0-9, a-f); print the file's with `svidagent plugin hash FILE`\n", *pin)
 		return exitUsage
 	}
 	path := fs.Arg(0)
@@ -144,12 +152,14 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	in := inspection{Path: path, Runtime: runtime}
 	var ierr error
 	if runtime == config.RuntimeWASM {
+		// Compiled, and checked for the svidagent_abi_* marker before any
+		// of its code runs, in the sandbox.
 		var info wasmhost.Info
 		info, ierr = wasmhost.Inspect(ctx, path, "")
 		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
 		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
 	} else {
-		ierr = inspectCommand(ctx, path, &in)
+		ierr = inspectCommandGated(ctx, path, *pin, *allowExec, &in)
 	}
 	if in.SHA256 == "" {
 		in.SHA256, _ = hashFile(path)
@@ -184,6 +194,34 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// sha256Hex is a sha256 as `svidagent plugin hash` prints it.
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// inspectCommandGated runs the command plugin at path to inspect it only
+// when pin is its sha256 or allowExec is set: inspecting a subprocess
+// plugin executes it, and a file that merely has the executable bit set
+// is no proof that it is one. The pinned run executes the copy whose bytes
+// were hashed (gopluginhost's pinning), so the file cannot be swapped
+// between the check and the run.
+func inspectCommandGated(ctx context.Context, path, pin string, allowExec bool, in *inspection) error {
+	if err := commandRuntimeErr(); err != nil {
+		return err
+	}
+	if pin == "" && !allowExec {
+		return fmt.Errorf("refusing to run %s: inspecting a command plugin executes it; pin it with -sha256 (print the hash with `svidagent plugin hash %s` and check it against the publisher's), or pass -allow-exec for a file you trust", path, path)
+	}
+	if pin != "" {
+		sum, err := hashFile(path)
+		if err != nil {
+			return fmt.Errorf("hashing plugin: %w", err)
+		}
+		if sum != pin {
+			return fmt.Errorf("refusing to run %s: its sha256 %s does not match -sha256 %s", path, sum, pin)
+		}
+	}
+	return inspectCommand(ctx, path, pin, in)
 }
 
 // validatePlugins opens every referenced plugin block of cfg, checks its

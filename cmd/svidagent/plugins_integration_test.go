@@ -23,10 +23,11 @@ import (
 )
 
 // webhookPlugins builds examples/notifier-webhook twice, once per test
-// binary: as a WASM module and as a go-plugin executable.
+// binary: as a WASM module and as a go-plugin executable, into the test
+// binary's directory that TestMain removes.
 var webhookPlugins = sync.OnceValues(func() ([2]string, error) {
 	var out [2]string
-	dir, err := os.MkdirTemp("", "svidagent-webhook-")
+	dir, err := os.MkdirTemp(testBinDir, "svidagent-webhook-")
 	if err != nil {
 		return out, err
 	}
@@ -198,6 +199,10 @@ func TestPluginInspectAndHash(t *testing.T) {
 	}
 	notPlugin := filepath.Join(t.TempDir(), "notes.txt")
 	writeFile(t, notPlugin, "hello")
+	cmdSum, err := hashWith(t, bins[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -206,8 +211,11 @@ func TestPluginInspectAndHash(t *testing.T) {
 	}{
 		{name: "wasm", args: []string{"plugin", "inspect", bins[0]}, contains: []string{
 			"runtime:      wasm", "abi:          v1", "kinds:        notifier", "svidagent.plugin.notifier.v1.Notifier", "sha256:       "}},
-		{name: "command", args: []string{"plugin", "inspect", bins[1]}, contains: []string{
-			"runtime:      command", "kinds:        notifier", "svidagent.plugin.v1.Plugin"}},
+		{name: "command pinned", args: []string{"plugin", "inspect", "-sha256", cmdSum, bins[1]}, contains: []string{
+			"runtime:      command", "kinds:        notifier", "svidagent.plugin.v1.Plugin", "sha256:       " + cmdSum}},
+		{name: "command allowed", args: []string{"plugin", "inspect", "-allow-exec", bins[1]}, contains: []string{
+			"runtime:      command", "kinds:        notifier"}},
+		{name: "command unpinned", args: []string{"plugin", "inspect", bins[1]}, code: 1, contains: []string{"refusing to run", "-allow-exec"}},
 		{name: "wasm json", args: []string{"plugin", "inspect", "-json", bins[0]}, contains: []string{`"runtime": "wasm"`, `"kinds": [`}},
 		{name: "not a plugin", args: []string{"plugin", "inspect", notPlugin}, code: 1, contains: []string{"neither a WebAssembly module"}},
 		{name: "hash missing file", args: []string{"plugin", "hash", filepath.Join(t.TempDir(), "none")}, code: 1, contains: []string{"hashing plugin"}},

@@ -11,8 +11,12 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/svidagent/svidagent/agent"
+	"github.com/svidagent/svidagent/internal/pluginhost"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,8 +49,12 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "svidagent status: %v\n", err)
 		return exitRuntime
 	}
+	if !json.Valid(body) {
+		fmt.Fprintf(stderr, "svidagent status: the answer of %s is not JSON; is that address the agent's health listener?\n", url)
+		return exitRuntime
+	}
 	if *asJSON {
-		_, _ = stdout.Write(body)
+		_, _ = stdout.Write(jsonSafe(body))
 		return exitOK
 	}
 	var st agent.Status
@@ -54,6 +62,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "svidagent status: decoding the answer of %s: %v; is that address the agent's health listener?\n", url, err)
 		return exitRuntime
 	}
+	cleanStatus(&st)
 	printStatus(stdout, st, isTerminal(stdout))
 	return exitOK
 }
@@ -157,15 +166,73 @@ func printStatus(w io.Writer, st agent.Status, color bool) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLUGIN\tKIND\tSVID\tTYPE\tRUNTIME\tSHA256\tSTATE\tRESTARTS\tLAST ERROR")
+	var changed []string
 	for _, p := range st.Plugins {
 		sum := p.SHA256
 		if len(sum) > 12 {
 			sum = sum[:12]
 		}
+		state := p.State
+		switch {
+		case p.FileSHA256 != "":
+			state += ", file changed"
+			changed = append(changed, fmt.Sprintf("! plugin %s: the file on disk has sha256 %s, not the %s it was loaded with; it is loaded only once the config pins it (svidagent plugin hash), check where it came from", p.Name, p.FileSHA256, p.SHA256))
+		case p.FileError != "":
+			state += ", file unreadable"
+			changed = append(changed, fmt.Sprintf("! plugin %s: its file on disk cannot be hashed: %s", p.Name, p.FileError))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n",
-			p.Name, p.Kind, dash(p.SVID), dash(p.Type), p.Runtime, dash(sum), p.State, p.Restarts, dash(oneLine(p.LastError)))
+			p.Name, p.Kind, dash(p.SVID), dash(p.Type), p.Runtime, dash(sum), state, p.Restarts, dash(oneLine(p.LastError)))
 	}
 	_ = tw.Flush()
+	for _, c := range changed {
+		fmt.Fprintln(w, c)
+	}
+}
+
+// cleanStatus escapes every string of st that a plugin (or whatever
+// answered at the address) controls, so that none writes a control
+// sequence to the terminal: pluginhost.BoundText escapes non-printable
+// bytes Go-style ("\x1b") and caps each at pluginhost.MaxTextBytes.
+func cleanStatus(st *agent.Status) {
+	c := pluginhost.BoundText
+	st.Version = c(st.Version)
+	for i := range st.Problems {
+		st.Problems[i] = c(st.Problems[i])
+	}
+	for i := range st.Identities {
+		id := &st.Identities[i]
+		id.SPIFFEID, id.SVID, id.Type, id.Serial, id.TimeLeft = c(id.SPIFFEID), c(id.SVID), c(id.Type), c(id.Serial), c(id.TimeLeft)
+	}
+	for i := range st.Plugins {
+		p := &st.Plugins[i]
+		p.Name, p.Kind, p.SVID, p.Type, p.Runtime = c(p.Name), c(p.Kind), c(p.SVID), c(p.Type), c(p.Runtime)
+		p.SHA256, p.State, p.LastError = c(p.SHA256), c(p.State), c(strings.Join(strings.Fields(p.LastError), " "))
+		p.FileSHA256, p.FileError = c(p.FileSHA256), c(p.FileError)
+	}
+}
+
+// jsonSafe returns body, valid JSON, with every rune that is not printable
+// and not JSON whitespace (DEL, C1 controls such as the 8-bit CSI, Unicode
+// format characters, invalid UTF-8) written as a \uXXXX escape. Valid JSON
+// has such runes only inside strings, and bytes below 0x20 there only
+// escaped already, so the result is the same JSON, inert on a terminal.
+func jsonSafe(body []byte) []byte {
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(body); {
+		r, size := utf8.DecodeRune(body[i:])
+		i += size
+		if r == ' ' || r == '\n' || r == '\t' || r == '\r' || (unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1)) {
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != unicode.ReplacementChar {
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		} else {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+	}
+	return out
 }
 
 func dash(s string) string {

@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/svidagent/svidagent/agent"
 )
@@ -137,5 +141,57 @@ func TestStatusAgainstAgent(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestStatusEscapesPluginText: plugin-controlled text in /status (an
+// error, a plugin's name, a problem) that carries terminal escapes is
+// printed escaped, as a table and with -json.
+func TestStatusEscapesPluginText(t *testing.T) {
+	// ESC, BEL, the 8-bit CSI (U+009B), DEL, a bidi override, invalid UTF-8.
+	body := []byte(`{"live":true,"ready":false,"version":"v1\u001b[2J",
+"problems":["svid web writer w: \u001b]0;pwned\u0007 \u009b31m \u007f \u202e"],
+"identities":[{"svid":"web","spiffe_id":"spiffe://example.org/\u001b[5m","type":"x509","not_after":"2030-01-01T00:00:00Z","time_left":"1h"}],
+"plugins":[{"name":"p\u001b[31m","kind":"notifier","runtime":"wasm","state":"failing","restarts":0,"last_error":"boom \u001b[2J\u001b[H` + "\x9b" + `"}]}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
+	defer srv.Close()
+	raw := func(out []byte) string {
+		if !utf8.Valid(out) {
+			return "invalid UTF-8"
+		}
+		for _, c := range string(out) {
+			if c != '\n' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f) || c == 0x202e) {
+				return fmt.Sprintf("%U", c)
+			}
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"status", "-addr", srv.URL}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, &stderr)
+	}
+	if c := raw(stdout.Bytes()); c != "" {
+		t.Errorf("the table has a raw %s:\n%q", c, &stdout)
+	}
+	for _, want := range []string{`boom \x1b[2J\x1b[H`, `p\x1b[31m`, `\x1b]0;pwned\a \u009b31m \x7f \u202e`, `v1\x1b[2J`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, &stdout)
+		}
+	}
+
+	stdout.Reset()
+	if code := run([]string{"status", "-json", "-addr", srv.URL}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("-json: exit %d: %s", code, &stderr)
+	}
+	if c := raw(stdout.Bytes()); c != "" {
+		t.Errorf("-json has a raw %s:\n%q", c, &stdout)
+	}
+	var got, want any
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("-json printed invalid JSON: %v", err)
+	}
+	_ = json.Unmarshal(body, &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("-json changed the document:\n%s", &stdout)
 	}
 }

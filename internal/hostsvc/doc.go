@@ -12,5 +12,6 @@
 //	code, msg, resp := svc.Handle(ctx, "/svidagent.host.v1.HTTP/Request", reqBytes)
 //
 // Errors from the servers are gRPC status errors with the codes of
-// hostapi/ABI.md §4.
+// hostapi/ABI.md §4. A plugin's log line and attributes are logged through
+// pluginhost.BoundText: escaped and capped at pluginhost.MaxTextBytes.
 package hostsvc

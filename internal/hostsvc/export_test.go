@@ -1,6 +1,10 @@
 package hostsvc
 
-import "time"
+import (
+	"context"
+	"net/netip"
+	"time"
+)
 
 // SetClock replaces the Logger's clock, for tests of the rate limit.
 func SetClock(l *Logger, now func() time.Time) {
@@ -9,3 +13,7 @@ func SetClock(l *Logger, now func() time.Time) {
 	l.now = now
 	l.last = time.Time{}
 }
+
+// SetLookup replaces the HTTP service's name resolution, so that tests
+// map names to loopback addresses and never send traffic elsewhere.
+func SetLookup(h *HTTP, f func(ctx context.Context, host string) ([]netip.Addr, error)) { h.lookup = f }

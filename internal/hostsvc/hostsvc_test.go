@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/svidagent/svidagent/internal/pluginhost"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -72,6 +74,24 @@ func TestLoggerTagsAndLevels(t *testing.T) {
 		if r[k] != want {
 			t.Errorf("record[%q] = %v, want %v", k, r[k], want)
 		}
+	}
+}
+
+// TestLoggerBoundsPluginText: a plugin's log line and attributes of many
+// MiB with terminal escapes are logged bounded and escaped.
+func TestLoggerBoundsPluginText(t *testing.T) {
+	log, buf := newLog()
+	l := hostsvc.NewLogger(log, "p", 0)
+	hostile := "\x1b]0;pwned\x07" + strings.Repeat("X", 4<<20)
+	if _, err := l.Log(context.Background(), &hostv1.LogRequest{Message: hostile, Attrs: []string{hostile, hostile}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Line(context.Background(), slog.LevelInfo, hostile, slog.String(hostile, hostile), "k", hostile)
+	buf.mu.Lock()
+	out := buf.b.String()
+	buf.mu.Unlock()
+	if len(out) > 8*pluginhost.MaxTextBytes || strings.ContainsRune(out, 0x1b) || !strings.Contains(out, "bytes truncated") {
+		t.Errorf("logged %d bytes (ESC kept: %v) for two hostile lines: %.200q", len(out), strings.ContainsRune(out, 0x1b), out)
 	}
 }
 
@@ -191,7 +211,8 @@ func TestHTTPAllowlist(t *testing.T) {
 	}{
 		{name: "exact ip", allow: []string{"127.0.0.1"}, url: srv.URL + "/a", body: "POST /a"},
 		{name: "ip and port", allow: []string{"127.0.0.1:" + port}, url: srv.URL + "/b", body: "POST /b"},
-		{name: "localhost name", allow: []string{"LocalHost"}, url: "http://localhost:" + port + "/c", body: "POST /c"},
+		{name: "localhost name and its address", allow: []string{"LocalHost", "127.0.0.1"}, url: "http://localhost:" + port + "/c", body: "POST /c"},
+		{name: "localhost name alone", allow: []string{"LocalHost"}, url: "http://localhost:" + port + "/c", code: codes.PermissionDenied},
 		{name: "wrong port", allow: []string{"127.0.0.1:1"}, url: srv.URL, code: codes.PermissionDenied},
 		{name: "not listed", allow: []string{"hooks.example.com"}, url: srv.URL, code: codes.PermissionDenied},
 		{name: "wildcard never matches ip", allow: []string{"*.0.0.1"}, url: srv.URL, code: codes.PermissionDenied},
@@ -327,4 +348,106 @@ func ExampleServices_Handle() {
 	fmt.Println(codes.Code(code), msg)
 	// Output:
 	// PermissionDenied the HTTP host service is not granted to this plugin; add an allow { hosts = [...] } block to its config
+}
+
+// TestHTTPResolvedAddressRule: the allow-list holds after DNS resolution
+// and redirects. An allowed name that resolves to a loopback, link-local,
+// unspecified or multicast address is refused unless an allow entry names
+// that address literally, and so is a redirect to a host or IP literal
+// not allowed. Names are mapped by a test resolver; only loopback is ever
+// dialled.
+func TestHTTPResolvedAddressRule(t *testing.T) {
+	var hits atomic.Int64
+	var srvURL string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		switch r.URL.Path {
+		case "/to-metadata":
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+		case "/to-ip":
+			http.Redirect(w, r, strings.Replace(srvURL, "127.0.0.1", "127.0.0.2", 1)+"/ok", http.StatusFound)
+		case "/to-other":
+			http.Redirect(w, r, "http://other.test/", http.StatusFound)
+		case "/to-rebind":
+			http.Redirect(w, r, "http://rebind.test/ok", http.StatusFound) // port 80: the literal entry names another port
+		default:
+			fmt.Fprint(w, "ok")
+		}
+	}))
+	defer srv.Close()
+	srvURL = srv.URL
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	names := map[string]string{
+		"hooks.test":    "127.0.0.1",
+		"rebind.test":   "127.0.0.1",
+		"mapped.test":   "::ffff:127.0.0.1",
+		"metadata.test": "169.254.169.254",
+		"ll6.test":      "fe80::1",
+		"any.test":      "0.0.0.0",
+		"mcast.test":    "224.0.0.1",
+		"other.test":    "127.0.0.1",
+	}
+	lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
+		a, ok := names[host]
+		if !ok {
+			return nil, fmt.Errorf("no test address for %q", host)
+		}
+		return []netip.Addr{netip.MustParseAddr(a)}, nil
+	}
+	at := func(host, path string) string { return "http://" + net.JoinHostPort(host, port) + path }
+
+	tests := []struct {
+		name  string
+		allow []string
+		url   string
+		code  codes.Code
+	}{
+		{name: "name resolving to loopback", allow: []string{"hooks.test"}, url: at("hooks.test", "/"), code: codes.PermissionDenied},
+		{name: "name resolving to mapped loopback", allow: []string{"mapped.test"}, url: at("mapped.test", "/"), code: codes.PermissionDenied},
+		{name: "name resolving to metadata", allow: []string{"metadata.test"}, url: at("metadata.test", "/"), code: codes.PermissionDenied},
+		{name: "name resolving to fe80::/10", allow: []string{"ll6.test"}, url: at("ll6.test", "/"), code: codes.PermissionDenied},
+		{name: "name resolving to unspecified", allow: []string{"any.test"}, url: at("any.test", "/"), code: codes.PermissionDenied},
+		{name: "name resolving to multicast", allow: []string{"mcast.test"}, url: at("mcast.test", "/"), code: codes.PermissionDenied},
+		{name: "wildcard resolving to loopback", allow: []string{"*.test"}, url: at("hooks.test", "/"), code: codes.PermissionDenied},
+		{name: "loopback named literally", allow: []string{"hooks.test", "127.0.0.1"}, url: at("hooks.test", "/")},
+		{name: "loopback literal with the port", allow: []string{"hooks.test", "127.0.0.1:" + port}, url: at("hooks.test", "/")},
+		{name: "loopback literal, other port", allow: []string{"hooks.test", "127.0.0.1:1"}, url: at("hooks.test", "/"), code: codes.PermissionDenied},
+		{name: "ip literal url", allow: []string{"127.0.0.1"}, url: srv.URL + "/"},
+		{name: "redirect to metadata ip", allow: []string{"127.0.0.1"}, url: srv.URL + "/to-metadata", code: codes.PermissionDenied},
+		{name: "redirect to another ip literal", allow: []string{"127.0.0.1"}, url: srv.URL + "/to-ip", code: codes.PermissionDenied},
+		{name: "redirect to a host not allowed", allow: []string{"127.0.0.1"}, url: srv.URL + "/to-other", code: codes.PermissionDenied},
+		{name: "redirect to an allowed name resolving to loopback", allow: []string{"127.0.0.1:" + port, "rebind.test"}, url: srv.URL + "/to-rebind", code: codes.PermissionDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: tt.allow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostsvc.SetLookup(h, lookup)
+			before := hits.Load()
+			resp, err := h.Request(context.Background(), &hostv1.HTTPRequest{Url: tt.url})
+			if got := status.Code(err); got != tt.code {
+				t.Fatalf("Request(%s) = %v, want %v", tt.url, err, tt.code)
+			}
+			if tt.code == codes.OK {
+				if string(resp.GetBody()) != "ok" {
+					t.Errorf("body %q, want ok", resp.GetBody())
+				}
+				return
+			}
+			if !strings.Contains(err.Error(), "allow { hosts = [...] }") {
+				t.Errorf("error %q does not say how to allow the host", err)
+			}
+			// A direct request is refused before any traffic; a redirect
+			// reaches the allowed first hop only.
+			want := before
+			if strings.Contains(tt.url, "/to-") {
+				want++
+			}
+			if hits.Load() != want {
+				t.Errorf("the server saw %d requests, want %d", hits.Load()-before, want-before)
+			}
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -31,7 +32,9 @@ type HTTPConfig struct {
 	// allows that port only; or a suffix wildcard ("*.example.com",
 	// optionally with a port), which allows every name ending in
 	// ".example.com" but not example.com itself and never an IP literal.
-	// Names compare case-insensitively. Empty allows nothing.
+	// Names compare case-insensitively. Empty allows nothing. A name
+	// that resolves to a loopback, link-local, unspecified or multicast
+	// address is refused unless an entry names that IP literally.
 	AllowHosts []string
 	// MaxBodyBytes caps the response body; a longer body fails the request
 	// with RESOURCE_EXHAUSTED. Default: [DefaultMaxBodyBytes].
@@ -53,9 +56,11 @@ type hostRule struct {
 
 // HTTP is the svidagent.host.v1.HTTP service: it makes HTTP requests on a
 // plugin's behalf to allowed hosts only. It checks the host before any
-// connection is made (and again at dial time and on every redirect), uses
-// no proxy from the environment, and caps the response body. HTTP is safe
-// for concurrent use.
+// connection is made (and again at dial time and on every redirect),
+// resolves names itself and dials only addresses it checked (a loopback,
+// link-local, unspecified or multicast address needs an allow entry naming
+// it literally), uses no proxy from the environment, and caps the response
+// body. HTTP is safe for concurrent use.
 type HTTP struct {
 	hostv1.UnimplementedHTTPServer
 
@@ -63,12 +68,18 @@ type HTTP struct {
 	maxBody    int64
 	maxTimeout time.Duration
 	client     *http.Client
+	// lookup resolves a host name to the addresses dialled; tests map
+	// names to loopback through it.
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // NewHTTP returns an HTTP service for cfg. It fails on a malformed
 // AllowHosts entry.
 func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
-	h := &HTTP{maxBody: cfg.MaxBodyBytes, maxTimeout: cfg.MaxTimeout}
+	h := &HTTP{maxBody: cfg.MaxBodyBytes, maxTimeout: cfg.MaxTimeout,
+		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -96,9 +107,32 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 			return nil, err
 		}
 		if !h.allowed(host, port) {
-			return nil, fmt.Errorf("dialing %s: host not allowed", addr)
+			return nil, &notAllowedError{fmt.Sprintf("host %q is not allowed", addr)}
 		}
-		return dialer.DialContext(ctx, network, addr)
+		// Resolve here and dial the very addresses checked: the name was
+		// allowed, each address it resolves to must be too.
+		var addrs []netip.Addr
+		if a, err := netip.ParseAddr(host); err == nil {
+			addrs = []netip.Addr{a}
+		} else if addrs, err = h.lookup(ctx, host); err != nil {
+			return nil, err
+		}
+		var errs []error
+		for _, a := range addrs {
+			if err := h.allowedAddr(host, a, port); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c, err := dialer.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+			if err == nil {
+				return c, nil
+			}
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			return nil, fmt.Errorf("resolving %q: no addresses", host)
+		}
+		return nil, errors.Join(errs...)
 	}
 	h.client = &http.Client{
 		Transport: tr,
@@ -169,6 +203,53 @@ func (h *HTTP) allowed(host, port string) bool {
 	return false
 }
 
+// notAllowedError is a dial refused by the allow-list; Request answers it
+// with PERMISSION_DENIED.
+type notAllowedError struct{ msg string }
+
+func (e *notAllowedError) Error() string {
+	return e.msg + "; add it to allow { hosts = [...] } in the plugin's config"
+}
+
+// internalAddr names the class of a, unmapped, when it is one a plugin
+// reaches only through an allow entry naming it literally: loopback,
+// link-local (169.254.0.0/16, fe80::/10, which hold cloud metadata
+// services), unspecified (and 0.0.0.0/8) or multicast.
+func internalAddr(a netip.Addr) string {
+	a = a.Unmap()
+	switch {
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsLinkLocalUnicast():
+		return "link-local"
+	case a.IsUnspecified(), a.Is4() && a.As4()[0] == 0:
+		return "unspecified"
+	case a.IsMulticast():
+		return "multicast"
+	}
+	return ""
+}
+
+// allowedAddr checks an address host resolved to (or host itself, an IP
+// literal): an internal address (see internalAddr) must be named
+// literally by an allow entry, with port if the entry has one.
+func (h *HTTP) allowedAddr(host string, a netip.Addr, port string) error {
+	class := internalAddr(a)
+	if class == "" {
+		return nil
+	}
+	a = a.Unmap()
+	for _, r := range h.rules {
+		if r.wildcard || (r.port != "" && r.port != port) {
+			continue
+		}
+		if ra, err := netip.ParseAddr(r.host); err == nil && ra.Unmap() == a {
+			return nil
+		}
+	}
+	return &notAllowedError{fmt.Sprintf("host %q resolves to %s, a %s address, which is reached only when an entry names it literally", host, a, class)}
+}
+
 // check returns a status error unless u is an allowed http(s) URL.
 func (h *HTTP) check(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
@@ -224,6 +305,9 @@ func (h *HTTP) Request(ctx context.Context, req *hostv1.HTTPRequest) (*hostv1.HT
 	if err != nil {
 		if s, ok := status.FromError(errors.Unwrap(err)); ok && s.Code() != codes.Unknown {
 			return nil, s.Err() // a refused redirect
+		}
+		if na := (*notAllowedError)(nil); errors.As(err, &na) {
+			return nil, status.Errorf(codes.PermissionDenied, "requesting %s: %v", u.Redacted(), na)
 		}
 		if ctx.Err() != nil {
 			return nil, status.Errorf(codes.DeadlineExceeded, "requesting %s: %v", u.Redacted(), err)

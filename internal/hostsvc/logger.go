@@ -7,6 +7,7 @@ import (
 	"time"
 
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
+	"github.com/svidagent/svidagent/internal/pluginhost"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -61,7 +62,7 @@ func (l *Logger) Log(ctx context.Context, req *hostv1.LogRequest) (*hostv1.LogRe
 		if i+1 < len(a) {
 			v = a[i+1]
 		}
-		attrs = append(attrs, slog.String(a[i], v))
+		attrs = append(attrs, slog.String(pluginhost.BoundText(a[i]), pluginhost.BoundText(v)))
 	}
 	if !l.Line(ctx, slog.Level(req.GetLevel()), req.GetMessage(), attrs...) {
 		return nil, status.Errorf(codes.ResourceExhausted, "log rate limit of %d lines/s exceeded; line dropped", int(l.rate))
@@ -71,7 +72,9 @@ func (l *Logger) Log(ctx context.Context, req *hostv1.LogRequest) (*hostv1.LogRe
 
 // Line logs msg at level with args (as slog.Logger.Log takes them) unless
 // the rate limit is exceeded, and reports whether it was logged. It serves
-// the WASM `log` import and the plugin's stdout and stderr.
+// the WASM `log` import and the plugin's stdout and stderr. msg and the
+// strings among args are the plugin's: they are logged bounded by
+// [pluginhost.BoundText] (escaped, at most [pluginhost.MaxTextBytes] each).
 func (l *Logger) Line(ctx context.Context, level slog.Level, msg string, args ...any) bool {
 	l.mu.Lock()
 	now := l.now()
@@ -95,8 +98,26 @@ func (l *Logger) Line(ctx context.Context, level slog.Level, msg string, args ..
 	if dropped > 0 {
 		l.summary(ctx, dropped)
 	}
-	l.log.Log(ctx, level, msg, args...)
+	l.log.Log(ctx, level, pluginhost.BoundText(msg), boundArgs(args)...)
 	return true
+}
+
+// boundArgs bounds the strings among args (keys and values, or
+// slog.Attrs), which may be the plugin's (an hclog line's attributes).
+func boundArgs(args []any) []any {
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[i] = pluginhost.BoundText(v)
+		case slog.Attr:
+			if v.Value.Kind() == slog.KindString {
+				args[i] = slog.String(pluginhost.BoundText(v.Key), pluginhost.BoundText(v.Value.String()))
+			} else {
+				args[i] = slog.Attr{Key: pluginhost.BoundText(v.Key), Value: v.Value}
+			}
+		}
+	}
+	return args
 }
 
 // Flush logs the summary of lines dropped since the last logged line, if

@@ -111,10 +111,11 @@ type Plugin struct {
 // It does not close conn.
 func Describe(ctx context.Context, conn Conn, hostVersion string, hostServices []string) (Info, error) {
 	resp := &pluginv1.DescribeResponse{}
-	if err := conn.Invoke(ctx, MethodDescribe, &pluginv1.DescribeRequest{HostServices: hostServices, HostVersion: hostVersion}, resp); err != nil {
+	if err := bound(conn).Invoke(ctx, MethodDescribe, &pluginv1.DescribeRequest{HostServices: hostServices, HostVersion: hostVersion}, resp); err != nil {
 		return Info{}, fmt.Errorf("describing plugin: %w", err)
 	}
-	return Info{Name: resp.GetName(), Version: resp.GetVersion(), Services: resp.GetServices(), Capabilities: resp.GetCapabilities()}, nil
+	return Info{Name: BoundText(resp.GetName()), Version: BoundText(resp.GetVersion()),
+		Services: boundAll(resp.GetServices()), Capabilities: boundAll(resp.GetCapabilities())}, nil
 }
 
 // Negotiate describes the plugin on conn and negotiates the versions of
@@ -140,6 +141,7 @@ func Negotiate(ctx context.Context, conn Conn, s Settings) (*Plugin, error) {
 	if len(s.ConfigJSON) == 0 {
 		s.ConfigJSON = []byte("{}")
 	}
+	conn = bound(conn) // every error below carries bounded plugin text
 	p := &Plugin{conn: conn, s: s, breaker: newBreaker(s.BreakerThreshold, s.BreakerCooldown, time.Now)}
 	dctx, cancel := context.WithTimeout(ctx, s.SetupTimeout)
 	info, err := Describe(dctx, conn, s.HostVersion, s.HostServices)
@@ -178,7 +180,7 @@ func Open(ctx context.Context, conn Conn, s Settings) (*Plugin, error) {
 		return nil, fmt.Errorf("opening plugin %q: %w", p.s.Name, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.s.SetupTimeout)
-	err = conn.Invoke(cctx, MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: p.s.ConfigJSON, Instance: p.s.Name}, &pluginv1.ConfigureResponse{})
+	err = p.conn.Invoke(cctx, MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: p.s.ConfigJSON, Instance: p.s.Name}, &pluginv1.ConfigureResponse{})
 	cancel()
 	if err != nil {
 		_ = p.Close()
@@ -205,7 +207,7 @@ func (p *Plugin) Validate(ctx context.Context, configJSON []byte) error {
 	}
 	var fes hostapi.FieldErrors
 	for _, pr := range resp.GetProblems() {
-		fes.Add(pr.GetField(), pr.GetMessage())
+		fes.Add(BoundText(pr.GetField()), BoundText(pr.GetMessage()))
 	}
 	return fes.Err()
 }

@@ -228,8 +228,28 @@ func replaceWithSymlink(dir, name, target string) error {
 	return nil
 }
 
+// isVersionDir reports whether name is in the pattern writeData names its
+// version directories with (versionLayout, then MkdirTemp's decimal random
+// suffix). Nothing else in Dir is the writer's to remove: a user's
+// "..keep" stays.
+func isVersionDir(name string) bool {
+	stamp := len(versionLayout)
+	if len(name) <= stamp || !strings.HasPrefix(name, "..") {
+		return false
+	}
+	if _, err := time.Parse(versionLayout, name[:stamp]); err != nil {
+		return false
+	}
+	for _, c := range name[stamp:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // removeOldVersions removes every version directory in dir but current,
-// including ones a crash left behind.
+// including ones a crash left behind, and nothing else: see isVersionDir.
 func (w *Writer) removeOldVersions(dir, current string) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -238,7 +258,7 @@ func (w *Writer) removeOldVersions(dir, current string) {
 	}
 	for _, de := range des {
 		n := de.Name()
-		if !de.IsDir() || n == current || !strings.HasPrefix(n, "..") {
+		if !de.IsDir() || n == current || !isVersionDir(n) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {

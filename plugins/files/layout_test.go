@@ -330,3 +330,41 @@ func TestWriteCanceled(t *testing.T) {
 		t.Fatalf("Write error = %v, want context.Canceled", err)
 	}
 }
+
+// TestDataLayoutKeepsOtherDotDotDirs: the data layout removes only the
+// version directories it names itself, never a user's "..keep" or a
+// directory that merely starts with "..".
+func TestDataLayoutKeepsOtherDotDotDirs(t *testing.T) {
+	p := newPKI(t)
+	cfg := files.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	cfg.Layout = files.LayoutData
+	w, err := files.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A crash leftover in the writer's own pattern goes; the rest stays.
+	leftover := "..2020_01_02_03_04_05.123456"
+	keep := []string{"..keep", "..2020_01_02", "..2020_01_02_03_04_05.x", "..data_old"}
+	for _, d := range append([]string{leftover}, keep...) {
+		if err := os.Mkdir(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Dir, d, "precious"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range keep {
+		if _, err := os.Stat(filepath.Join(cfg.Dir, d, "precious")); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, leftover)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the leftover version directory %s stayed: %v", leftover, err)
+	}
+}

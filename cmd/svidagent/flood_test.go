@@ -1,0 +1,138 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echoGuest builds internal/wasmhost's test guest, a notifier whose
+// behaviour the svid block's name selects; "echo" fails every Notify with
+// the plugin's config JSON as the error message.
+var echoGuest = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp(testBinDir, "guest-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "notifier.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../internal/wasmhost/testdata/guests/notifier")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the test guest: %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+// floodCap bounds what one plugin-supplied message may add to a surface:
+// pluginhost's cap, its truncation marker and the host's context.
+const floodCap = 2 << 10
+
+// TestPluginErrorFloodIsBounded: a real WASM notifier fails every call
+// with a 3 MiB error message (and logs its 3 MiB config when
+// configured). The agent's log, /ready, /live and /status each carry a
+// bounded excerpt of it, and the repeated failure is logged once.
+func TestPluginErrorFloodIsBounded(t *testing.T) {
+	wasm, err := echoGuest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := hashWith(t, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const huge = 3 << 20
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	writeFile(t, filepath.Join(dir, "agent.hcl"), fmt.Sprintf(`
+state_dir = "state"
+
+health {
+  enabled = true
+  address = %q
+}
+
+plugin "loud" {
+  wasm   = %q
+  sha256 = %q
+  config {
+    blob = "%s"
+  }
+}
+
+issuer "dev" {
+  ttl = "4s"
+}
+
+svid "echo" {
+  spiffe_id = "spiffe://example.org/echo"
+  writer "files" {
+    dir = "out"
+  }
+  notifier "loud" {}
+}
+`, addr, wasm, sum, strings.Repeat("E", huge)))
+
+	p := startAgent(t, dir, "run", "-config", "agent.hcl", "-log-format", "json")
+	base := "http://" + addr
+	var st struct {
+		SVIDs []struct {
+			Notifiers []struct {
+				Calls     uint64 `json:"calls"`
+				LastError string `json:"last_error"`
+			} `json:"notifiers"`
+		} `json:"svids"`
+	}
+	waitFor(t, 60*time.Second, "three failed notifications", func() bool {
+		b, code := get(base + "/status")
+		if code != http.StatusOK || json.Unmarshal(b, &st) != nil || len(st.SVIDs) == 0 || len(st.SVIDs[0].Notifiers) == 0 {
+			return false
+		}
+		n := st.SVIDs[0].Notifiers[0]
+		return n.Calls >= 3 && n.LastError != ""
+	})
+	if got := st.SVIDs[0].Notifiers[0].LastError; len(got) > floodCap || !strings.Contains(got, "bytes truncated") {
+		t.Errorf("/status notifier last_error is %d bytes, want at most %d with a truncation marker", len(got), floodCap)
+	}
+	for _, path := range []string{"/ready", "/live", "/status"} {
+		b, _ := get(base + path)
+		// /status names the error twice (the notifier and the plugin).
+		if len(b) > 4*floodCap+4<<10 {
+			t.Errorf("%s serves %d bytes for a %d-byte plugin error", path, len(b), huge)
+		}
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	log := p.out.String()
+	failed := 0
+	for line := range strings.Lines(log) {
+		if len(line) > floodCap+2<<10 {
+			t.Errorf("a %d-byte log line: %.300s…", len(line), line)
+		}
+		if strings.Contains(line, `"msg":"notifying failed`) {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Errorf("the same failure was logged %d times in %d calls, want once (then a count)", failed, st.SVIDs[0].Notifiers[0].Calls)
+	}
+}
+
+// get returns the body and status code of a GET of url.
+func get(url string) ([]byte, int) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b, resp.StatusCode
+}
