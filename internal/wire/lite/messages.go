@@ -9,6 +9,11 @@ import "google.golang.org/protobuf/encoding/protowire"
 // malformed input and invalid UTF-8 in strings are errors), and Marshal,
 // which encodes like proto.MarshalOptions{Deterministic: true}.
 
+// Marshaler is a message that encodes itself.
+type Marshaler interface {
+	Marshal() ([]byte, error)
+}
+
 // Empty is any message without fields: the requests and responses of
 // Configure, Close, Notify and Log answers. Unmarshal only checks the
 // wire format.
