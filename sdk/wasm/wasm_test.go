@@ -427,7 +427,8 @@ func TestGuestFreesBuffers(t *testing.T) {
 	}
 }
 
-// TestGuestLinksNoHost checks that a guest links nothing of the host.
+// TestGuestLinksNoHost checks that a guest links nothing of the host, and
+// no protobuf reflection or generated code: internal/wire/lite encodes.
 func TestGuestLinksNoHost(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "github.com/svidagent/svidagent/sdk", "github.com/svidagent/svidagent/sdk/wasm")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
@@ -436,10 +437,41 @@ func TestGuestLinksNoHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"github.com/tetratelabs/wazero", "github.com/hashicorp/go-plugin", "google.golang.org/grpc"} {
-			if strings.HasPrefix(dep, banned) {
+		for _, banned := range []string{
+			"github.com/tetratelabs/wazero", "github.com/hashicorp/go-plugin", "google.golang.org/grpc",
+			"google.golang.org/protobuf/proto", "google.golang.org/protobuf/reflect/", "google.golang.org/protobuf/internal/impl",
+			"google.golang.org/protobuf/internal/filedesc", "github.com/svidagent/svidagent/hostapi/proto/",
+			"github.com/svidagent/svidagent/internal/wire\n",
+		} {
+			if strings.HasPrefix(dep+"\n", banned) {
 				t.Errorf("a wasip1 guest links %s", dep)
 			}
+		}
+	}
+}
+
+// TestGuestLinksOnlyItsKind checks, in the function names of the module
+// (its wasm name section), that a notifier served with ServeNotifier links
+// the notifier's conversion and none of a writer's or an issuer's: no
+// certificate parsing, no JOSE.
+func TestGuestLinksOnlyItsKind(t *testing.T) {
+	mod := guestWasm(t)
+	// Go writes "/", "-", "(", "*" and ")" as "_" in wasm function names.
+	for _, fn := range []string{"github.com_svidagent_svidagent_internal_wire_lite.RotationEvent", "github.com_svidagent_svidagent_internal_wire_lite.__NotifyRequest_.Unmarshal"} {
+		if !bytes.Contains(mod, []byte(fn)) {
+			t.Errorf("the notifier module has no function %s; the test's premise is wrong", fn)
+		}
+	}
+	for _, fn := range []string{
+		"github.com_svidagent_svidagent_internal_wire_lite.CredentialSet",
+		"github.com_svidagent_svidagent_internal_wire_lite.IssueResponseOf",
+		"crypto_x509.ParseCertificate",
+		"crypto_x509.ParsePKCS8PrivateKey",
+		"github.com_go_jose_go_jose_v4_jwt.ParseSigned",
+		"google.golang.org_protobuf_proto.Unmarshal",
+	} {
+		if bytes.Contains(mod, []byte(fn)) {
+			t.Errorf("the notifier module links %s", fn)
 		}
 	}
 }
