@@ -163,7 +163,7 @@ func (h *host) log(ctx context.Context, m api.Module, level int32, ptr, n uint32
 }
 
 type instance struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context // carries host
 	mod    api.Module
 	alloc  api.Function
@@ -193,17 +193,9 @@ func runtime(t *testing.T) (wazero.Runtime, wazero.CompiledModule) {
 	wasm := guestWasm(t)
 	rtOnce.Do(func() {
 		ctx := context.Background()
-		// The interpreter: compiling an 11 MB module with the compiler
+		// The interpreter: compiling a 6 MB module with the compiler
 		// engine under -race takes minutes on this machine.
-		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(512)) // 32 MiB
-		wasi_snapshot_preview1.MustInstantiate(ctx, r)
-		_, err := r.NewHostModuleBuilder("svidagent_host_v1").
-			NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, level int32, ptr, n uint32) {
-			hostOf(ctx).log(ctx, m, level, ptr, n)
-		}).Export("log").
-			NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).call(ctx, m, ptr, n) }).Export("call").
-			NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).take(ctx, m, ptr, n) }).Export("take").
-			Instantiate(ctx)
+		r, err := newRuntime(ctx, wazero.NewRuntimeConfigInterpreter())
 		if err != nil {
 			rtOnce.err = err
 			return
@@ -215,6 +207,25 @@ func runtime(t *testing.T) (wazero.Runtime, wazero.CompiledModule) {
 		t.Fatal(rtOnce.err)
 	}
 	return rtOnce.rt, rtOnce.cm
+}
+
+// newRuntime returns a runtime of cfg, limited to 32 MiB of memory per
+// module, with WASI and the host module.
+func newRuntime(ctx context.Context, cfg wazero.RuntimeConfig) (wazero.Runtime, error) {
+	r := wazero.NewRuntimeWithConfig(ctx, cfg.WithMemoryLimitPages(512)) // 32 MiB
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	_, err := r.NewHostModuleBuilder("svidagent_host_v1").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, level int32, ptr, n uint32) {
+		hostOf(ctx).log(ctx, m, level, ptr, n)
+	}).Export("log").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).call(ctx, m, ptr, n) }).Export("call").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).take(ctx, m, ptr, n) }).Export("take").
+		Instantiate(ctx)
+	if err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
+	return r, nil
 }
 
 func TestMain(m *testing.M) {
