@@ -26,7 +26,7 @@ import (
 //
 // Serve links the code of every plugin kind into the module; a plugin of
 // one kind is smaller served with [ServeNotifier], [ServeWriter] or
-// [ServeIssuer] (a notifier: 3 MB instead of 4.5 MB).
+// [ServeIssuer] (the notifier template: 6.0 MB instead of 7.8 MB).
 func Serve(info sdk.Info, impl any) { serveOrLog(anyKind(info, impl)) }
 
 // ServeNotifier is [Serve] for a notifier: the module links no writer or
