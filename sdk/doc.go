@@ -18,7 +18,7 @@
 //		return err // errors.Is(err, sdk.ErrNotAllowed) without an allow { hosts } grant
 //	}
 //
-//	func init() { wasm.Serve(sdk.Info{Name: "notifier-hello", Version: "0.1.0"}, hello{}) }
+//	func init() { wasm.ServeNotifier(sdk.Info{Name: "notifier-hello", Version: "0.1.0"}, hello{}) }
 //
 // The lifecycle is the same in every runtime: Describe, Validate,
 // Configure (possibly again, with a new config), calls of the kind's

@@ -11,7 +11,7 @@ import (
 )
 
 // hello is a minimal notifier: it logs each rotation through the host. A
-// real plugin registers it with wasm.Serve or goplugin.Serve.
+// real plugin registers it with wasm.ServeNotifier or goplugin.Serve.
 type hello struct{}
 
 func (hello) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {

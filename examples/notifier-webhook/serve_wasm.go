@@ -5,6 +5,6 @@ package main
 import "github.com/svidagent/svidagent/sdk/wasm"
 
 // With -buildmode=c-shared, init runs in _initialize; main never runs.
-func init() { wasm.Serve(info, newWebhook()) }
+func init() { wasm.ServeNotifier(info, newWebhook()) }
 
 func main() {}

@@ -5,7 +5,7 @@ package main
 import "github.com/svidagent/svidagent/sdk/wasm"
 
 // With -buildmode=c-shared, init runs in _initialize; main never runs.
-func init() { wasm.Serve(info, newWriter()) }
+func init() { wasm.ServeWriter(info, newWriter()) }
 
 func main() {}
 

@@ -1,6 +1,7 @@
 // Package guest is the plugin side of host API v1, shared by the SDKs of
 // both runtimes (sdk/wasm and sdk/goplugin): a [Dispatcher] takes a call as
-// a method name and protobuf bytes, decodes it with internal/wire, runs the
+// a method name and protobuf bytes, decodes it with internal/wire/lite (a
+// hand-written codec: no protobuf reflection, no generated code), runs the
 // plugin's Go implementation (hostapi.Issuer, hostapi.Writer or
 // hostapi.Notifier, optionally sdk.Configurer, hostapi.Lifecycle and
 // io.Closer) and encodes the answer with a status code of hostapi/ABI.md.
@@ -14,6 +15,14 @@
 //	d, err := guest.New(sdk.Info{Name: "notifier-webhook"}, impl, hostCaller)
 //	if err != nil { ... }
 //	code, msg, resp := d.Handle(ctx, "/svidagent.plugin.notifier.v1.Notifier/Notify", req)
+//
+// New serves any kind, so it links every kind's conversions: a writer's
+// certificate and key parsing (crypto/x509) and JWT parsing (go-jose) end
+// up in a notifier too. [NewNotifier], [NewWriter] and [NewIssuer] take
+// the kind's interface and link only that kind's; sdk/wasm's
+// ServeNotifier, ServeWriter and ServeIssuer use them, which is most of
+// what makes a Go notifier module 6 MB instead of 11 MB
+// (docs/PERFORMANCE.md, §6).
 //
 // Plugin code receives the agent's services through the context:
 // sdk.HostFromContext(ctx) is a host whose Log and HTTP go through the

@@ -11,13 +11,8 @@ import (
 	"sync"
 
 	"github.com/svidagent/svidagent/hostapi"
-	issuerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/issuer/v1"
-	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
-	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
-	"github.com/svidagent/svidagent/internal/wire"
+	"github.com/svidagent/svidagent/internal/wire/lite"
 	"github.com/svidagent/svidagent/sdk"
-	"google.golang.org/protobuf/proto"
 )
 
 // Method names of host API v1, without the leading "/" (Handle accepts
@@ -62,6 +57,7 @@ type Dispatcher struct {
 	kind    hostapi.Kind
 	service string
 	impl    any
+	serve   kindFunc       // serves the kind's method
 	conf    sdk.Configurer // nil when impl takes no config
 	host    HostCaller     // nil: no host
 
@@ -73,10 +69,19 @@ type Dispatcher struct {
 	stopLC func()
 }
 
+// kindFunc serves the kind's method (Notify, Write or Issue): it decodes
+// the request, calls the plugin and returns the encoded response.
+type kindFunc func(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marshaler, error)
+
 // New returns a Dispatcher serving impl, which must implement exactly one
 // of hostapi.Issuer, hostapi.Writer and hostapi.Notifier, and may implement
 // sdk.Configurer, hostapi.Lifecycle and io.Closer. host may be nil: plugin
 // code then gets a host that discards logs and refuses HTTP.
+//
+// New links the codecs of every plugin kind into the binary (a notifier
+// then carries crypto/x509 for the writer's certificates). A WASM guest
+// that knows its kind uses [NewNotifier], [NewWriter] or [NewIssuer], which
+// link only their own.
 //
 // A plugin implementing hostapi.Lifecycle is started after every
 // successful Configure, and stopped before the next Configure and at Close
@@ -86,6 +91,39 @@ type Dispatcher struct {
 // re-Configure fails, the plugin keeps its previous configuration and is
 // started again with it.
 func New(info sdk.Info, impl any, host HostCaller) (*Dispatcher, error) {
+	return newDispatcher(info, impl, host, map[hostapi.Kind]kindFunc{
+		hostapi.KindIssuer: serveIssue, hostapi.KindWriter: serveWrite, hostapi.KindNotifier: serveNotify,
+	})
+}
+
+// NewNotifier is [New] for a notifier; it links no writer or issuer code.
+func NewNotifier(info sdk.Info, n hostapi.Notifier, host HostCaller) (*Dispatcher, error) {
+	return newDispatcher(info, nilIfNil(n), host, map[hostapi.Kind]kindFunc{hostapi.KindNotifier: serveNotify})
+}
+
+// NewWriter is [New] for a writer; it links no notifier or issuer code.
+func NewWriter(info sdk.Info, w hostapi.Writer, host HostCaller) (*Dispatcher, error) {
+	return newDispatcher(info, nilIfNil(w), host, map[hostapi.Kind]kindFunc{hostapi.KindWriter: serveWrite})
+}
+
+// NewIssuer is [New] for an issuer; it links no notifier or writer code.
+func NewIssuer(info sdk.Info, i hostapi.Issuer, host HostCaller) (*Dispatcher, error) {
+	return newDispatcher(info, nilIfNil(i), host, map[hostapi.Kind]kindFunc{hostapi.KindIssuer: serveIssue})
+}
+
+// nilIfNil turns a nil interface value of any interface type into a nil
+// any.
+func nilIfNil[T any](v T) any {
+	if any(v) == nil {
+		return nil
+	}
+	return v
+}
+
+// newDispatcher checks impl and serves its kind with the kindFunc of
+// serve; a kind serve has no kindFunc for cannot happen through the
+// exported constructors, whose parameter types fix the kind.
+func newDispatcher(info sdk.Info, impl any, host HostCaller, serve map[hostapi.Kind]kindFunc) (*Dispatcher, error) {
 	if info.Name == "" {
 		return nil, errors.New("creating the plugin dispatcher: sdk.Info.Name is required")
 	}
@@ -109,7 +147,7 @@ func New(info sdk.Info, impl any, host HostCaller) (*Dispatcher, error) {
 	default:
 		return nil, fmt.Errorf("creating the plugin dispatcher: %T implements several plugin kinds (%v); implement exactly one", impl, kinds)
 	}
-	d := &Dispatcher{info: info, kind: kinds[0], impl: impl}
+	d := &Dispatcher{info: info, kind: kinds[0], impl: impl, serve: serve[kinds[0]]}
 	d.service = map[hostapi.Kind]string{
 		hostapi.KindIssuer: ServiceIssuer, hostapi.KindWriter: ServiceWriter, hostapi.KindNotifier: ServiceNotifier,
 	}[d.kind]
@@ -138,26 +176,28 @@ func (d *Dispatcher) Handle(ctx context.Context, method string, payload []byte) 
 		ctx = sdk.WithHost(ctx, nil)
 	}
 	var (
-		out proto.Message
+		out lite.Marshaler
 		err error
 	)
 	switch m := trimMethod(method); m {
 	case MethodDescribe:
-		out, err = handle(payload, &pluginv1.DescribeRequest{}, func(*pluginv1.DescribeRequest) (*pluginv1.DescribeResponse, error) {
-			return d.describe(), nil
-		})
+		if err = decode(payload, &lite.DescribeRequest{}, "DescribeRequest"); err == nil {
+			out = d.describe()
+		}
 	case MethodValidate:
-		out, err = handle(payload, &pluginv1.ValidateRequest{}, func(req *pluginv1.ValidateRequest) (*pluginv1.ValidateResponse, error) {
-			return &pluginv1.ValidateResponse{Problems: wire.FieldErrorsToProto(d.validate(req.GetConfigJson()))}, nil
-		})
+		var req lite.ValidateRequest
+		if err = decode(payload, &req, "ValidateRequest"); err == nil {
+			out = &lite.ValidateResponse{Problems: lite.FieldErrors(d.validate(req.ConfigJSON))}
+		}
 	case MethodConfigure:
-		out, err = handle(payload, &pluginv1.ConfigureRequest{}, func(req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
-			return &pluginv1.ConfigureResponse{}, d.configure(ctx, req.GetConfigJson())
-		})
+		var req lite.ConfigureRequest
+		if err = decode(payload, &req, "ConfigureRequest"); err == nil {
+			out, err = &lite.Empty{}, d.configure(ctx, req.ConfigJSON)
+		}
 	case MethodClose:
-		out, err = handle(payload, &pluginv1.CloseRequest{}, func(*pluginv1.CloseRequest) (*pluginv1.CloseResponse, error) {
-			return &pluginv1.CloseResponse{}, d.close()
-		})
+		if err = decode(payload, &lite.Empty{}, "CloseRequest"); err == nil {
+			out, err = &lite.Empty{}, d.close()
+		}
 	case MethodNotify, MethodWrite, MethodIssue:
 		if m != d.kindMethod() {
 			return uint32(sdk.CodeUnimplemented), fmt.Sprintf("plugin %s is a %s and does not implement %s", d.info.Name, d.kind, m), nil
@@ -169,23 +209,20 @@ func (d *Dispatcher) Handle(ctx context.Context, method string, payload []byte) 
 	if err != nil {
 		return uint32(sdk.CodeOf(err)), err.Error(), nil
 	}
-	b, err := proto.Marshal(out)
+	b, err := out.Marshal()
 	if err != nil {
 		return uint32(sdk.CodeInternal), "encoding the response: " + err.Error(), nil
 	}
 	return 0, "", b
 }
 
-// handle decodes payload into req and calls f.
-func handle[Req proto.Message, Resp proto.Message](payload []byte, req Req, f func(Req) (Resp, error)) (proto.Message, error) {
-	if err := proto.Unmarshal(payload, req); err != nil {
-		return nil, sdk.Errorf(sdk.CodeInvalidArgument, "decoding %s: %v", req.ProtoReflect().Descriptor().Name(), err)
+// decode decodes payload into req, a message named name; a malformed
+// payload is INVALID_ARGUMENT.
+func decode(payload []byte, req interface{ Unmarshal([]byte) error }, name string) error {
+	if err := req.Unmarshal(payload); err != nil {
+		return sdk.Errorf(sdk.CodeInvalidArgument, "decoding %s: %v", name, err)
 	}
-	resp, err := f(req)
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
+	return nil
 }
 
 func (d *Dispatcher) kindMethod() string {
@@ -199,8 +236,10 @@ func (d *Dispatcher) kindMethod() string {
 	}
 }
 
-func (d *Dispatcher) describe() *pluginv1.DescribeResponse {
-	return &pluginv1.DescribeResponse{
+func (d *Dispatcher) describe() *lite.DescribeResponse {
+	// A field added to DescribeResponse is set here (see the NEW
+	// DESCRIBE FIELDS markers in internal/wire/lite).
+	return &lite.DescribeResponse{
 		Name: d.info.Name, Version: d.info.Version,
 		Services:     []string{ServicePlugin, d.service},
 		Capabilities: slices.Clone(d.info.Capabilities),
@@ -322,7 +361,7 @@ func (d *Dispatcher) close() error {
 	return nil
 }
 
-func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byte) (proto.Message, error) {
+func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byte) (lite.Marshaler, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	name := method[strings.LastIndexByte(method, '/')+1:]
@@ -332,58 +371,69 @@ func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byt
 	if d.conf != nil && !d.configured {
 		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is not configured; Configure must succeed first", name, d.info.Name)
 	}
-	switch d.kind {
-	case hostapi.KindNotifier:
-		return handle(payload, &notifierv1.NotifyRequest{}, func(req *notifierv1.NotifyRequest) (*notifierv1.NotifyResponse, error) {
-			// RotationEvent has no field for keys or tokens: whatever
-			// else the payload carried is dropped here.
-			if err := d.impl.(hostapi.Notifier).Notify(ctx, wire.RotationEventFromProto(req)); err != nil {
-				return nil, err
-			}
-			return &notifierv1.NotifyResponse{}, nil
-		})
-	case hostapi.KindWriter:
-		return handle(payload, &writerv1.WriteRequest{}, func(req *writerv1.WriteRequest) (*writerv1.WriteResponse, error) {
-			set, err := wire.CredentialSetFromProto(req)
-			if err != nil {
-				return nil, sdk.Error(sdk.CodeInvalidArgument, err.Error())
-			}
-			res, err := d.impl.(hostapi.Writer).Write(ctx, set)
-			if err != nil {
-				return nil, err
-			}
-			out := &writerv1.WriteResponse{}
-			if res != nil {
-				out.Paths = res.Paths
-			}
-			return out, nil
-		})
-	default:
-		return handle(payload, &issuerv1.IssueRequest{}, func(req *issuerv1.IssueRequest) (*issuerv1.IssueResponse, error) {
-			r, err := wire.IssueRequestFromProto(req)
-			if err != nil {
-				return nil, sdk.Error(sdk.CodeInvalidArgument, err.Error())
-			}
-			creds, err := d.impl.(hostapi.Issuer).Issue(ctx, r)
-			if err != nil {
-				return nil, err
-			}
-			if creds == nil {
-				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: Issue returned neither credentials nor an error", d.info.Name)
-			}
-			withKeys := slices.Contains(d.info.Capabilities, CapabilityIssuerReturnsKeys)
-			if !withKeys {
-				for _, s := range creds.X509SVIDs {
-					if s.PrivateKey != nil {
-						return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s returned a private key for %s without declaring the %q capability; sign the request's CSR instead, or declare it", d.info.Name, s.ID, CapabilityIssuerReturnsKeys)
-					}
-				}
-			}
-			resp, err := wire.CredentialsToIssueResponse(creds, withKeys)
-			if err != nil {
-				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: encoding its credentials: %w", d.info.Name, err)
-			}
-			return resp, nil
-		})
+	return d.serve(d, ctx, payload)
+}
+
+func serveNotify(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marshaler, error) {
+	var req lite.NotifyRequest
+	if err := decode(payload, &req, "NotifyRequest"); err != nil {
+		return nil, err
 	}
+	// RotationEvent has no field for keys or tokens: whatever else the
+	// payload carried is dropped here.
+	if err := d.impl.(hostapi.Notifier).Notify(ctx, lite.RotationEvent(&req)); err != nil {
+		return nil, err
+	}
+	return &lite.Empty{}, nil
+}
+
+func serveWrite(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marshaler, error) {
+	var req lite.WriteRequest
+	if err := decode(payload, &req, "WriteRequest"); err != nil {
+		return nil, err
+	}
+	set, err := lite.CredentialSet(&req)
+	if err != nil {
+		return nil, sdk.Error(sdk.CodeInvalidArgument, err.Error())
+	}
+	res, err := d.impl.(hostapi.Writer).Write(ctx, set)
+	if err != nil {
+		return nil, err
+	}
+	out := &lite.WriteResponse{}
+	if res != nil {
+		out.Paths = res.Paths
+	}
+	return out, nil
+}
+
+func serveIssue(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marshaler, error) {
+	var req lite.IssueRequest
+	if err := decode(payload, &req, "IssueRequest"); err != nil {
+		return nil, err
+	}
+	r, err := lite.IssueRequestOf(&req)
+	if err != nil {
+		return nil, sdk.Error(sdk.CodeInvalidArgument, err.Error())
+	}
+	creds, err := d.impl.(hostapi.Issuer).Issue(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if creds == nil {
+		return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: Issue returned neither credentials nor an error", d.info.Name)
+	}
+	withKeys := slices.Contains(d.info.Capabilities, CapabilityIssuerReturnsKeys)
+	if !withKeys {
+		for _, s := range creds.X509SVIDs {
+			if s.PrivateKey != nil {
+				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s returned a private key for %s without declaring the %q capability; sign the request's CSR instead, or declare it", d.info.Name, s.ID, CapabilityIssuerReturnsKeys)
+			}
+		}
+	}
+	resp, err := lite.IssueResponseOf(creds, withKeys)
+	if err != nil {
+		return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: encoding its credentials: %w", d.info.Name, err)
+	}
+	return resp, nil
 }

@@ -252,6 +252,72 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// TestNewOfKind checks the constructors of one kind: they check impl as
+// New does, and their dispatcher serves the kind's method.
+func TestNewOfKind(t *testing.T) {
+	ca := testca.New(t, id.TrustDomain())
+	info := sdk.Info{Name: "k"}
+	var nilNotifier *plain
+	tests := []struct {
+		name    string
+		newD    func() (*guest.Dispatcher, error)
+		want    hostapi.Kind
+		wantErr string
+	}{
+		{"notifier", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, &plain{}, nil) }, hostapi.KindNotifier, ""},
+		{"writer", func() (*guest.Dispatcher, error) { return guest.NewWriter(info, &writer{}, nil) }, hostapi.KindWriter, ""},
+		{"issuer", func() (*guest.Dispatcher, error) { return guest.NewIssuer(info, &issuer{t: t, ca: ca}, nil) }, hostapi.KindIssuer, ""},
+		{"nil notifier", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, nil, nil) }, "", "nil"},
+		{"nil writer", func() (*guest.Dispatcher, error) { return guest.NewWriter(info, nil, nil) }, "", "nil"},
+		{"nil issuer", func() (*guest.Dispatcher, error) { return guest.NewIssuer(info, nil, nil) }, "", "nil"},
+		// A typed nil pointer is a value: its methods may work on nil.
+		{"typed nil notifier", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, nilNotifier, nil) }, hostapi.KindNotifier, ""},
+		{"notifier that is also a writer", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, &both{}, nil) }, "", "several plugin kinds"},
+		{"no name", func() (*guest.Dispatcher, error) { return guest.NewWriter(sdk.Info{}, &writer{}, nil) }, "", "Name is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := tt.newD()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Kind() != tt.want {
+				t.Errorf("Kind = %q, want %q", d.Kind(), tt.want)
+			}
+		})
+	}
+
+	n := &plain{}
+	d, err := guest.NewNotifier(info, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := call(t, d, guest.MethodNotify, &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{}); code != 0 || n.n.Load() != 1 {
+		t.Errorf("Notify = %d %q, %d calls; want 0 and 1 call", code, msg, n.n.Load())
+	}
+	if code, _ := call(t, d, guest.MethodWrite, &writerv1.WriteRequest{}, nil); code != uint32(sdk.CodeUnimplemented) {
+		t.Errorf("Write on a notifier = %d, want UNIMPLEMENTED", code)
+	}
+	w := &writer{}
+	if d, err = guest.NewWriter(info, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	svid := ca.X509SVID(t, id)
+	req, err := wire.CredentialSetToProto(&hostapi.CredentialSet{Name: "web", Credentials: hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svid}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := call(t, d, guest.MethodWrite, req, &writerv1.WriteResponse{}); code != 0 || w.got == nil || !w.got.X509SVIDs[0].Certificates[0].Equal(svid.Certificates[0]) {
+		t.Errorf("Write = %d %q; the writer got %+v", code, msg, w.got)
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	tests := []struct {
 		impl    any

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
+	"github.com/svidagent/svidagent/internal/wire/lite"
 	"github.com/svidagent/svidagent/sdk"
-	"google.golang.org/protobuf/proto"
 )
 
 // Full method names of the host services, in gRPC's form.
@@ -37,12 +36,12 @@ var _ sdk.Host = hostImpl{}
 func (h hostImpl) Log(level slog.Level, msg string, attrs ...any) {
 	r := slog.NewRecord(time.Time{}, level, msg, 0)
 	r.Add(attrs...)
-	req := &hostv1.LogRequest{Level: int32(level), Message: msg}
+	req := &lite.LogRequest{Level: int32(level), Message: msg}
 	r.Attrs(func(a slog.Attr) bool {
 		req.Attrs = appendAttr(req.Attrs, "", a)
 		return true
 	})
-	b, err := proto.Marshal(req)
+	b, err := req.Marshal()
 	if err != nil {
 		return
 	}
@@ -78,9 +77,9 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 	if method == "" {
 		method = http.MethodGet
 	}
-	p := &hostv1.HTTPRequest{Method: method, Url: req.URL, Body: req.Body, TimeoutMs: req.Timeout.Milliseconds()}
-	if req.Timeout > 0 && p.TimeoutMs == 0 {
-		p.TimeoutMs = 1
+	p := &lite.HTTPRequest{Method: method, URL: req.URL, Body: req.Body, TimeoutMS: req.Timeout.Milliseconds()}
+	if req.Timeout > 0 && p.TimeoutMS == 0 {
+		p.TimeoutMS = 1
 	}
 	names := make([]string, 0, len(req.Header))
 	for name := range req.Header {
@@ -89,10 +88,10 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 	sort.Strings(names)
 	for _, name := range names {
 		for _, v := range req.Header[name] {
-			p.Headers = append(p.Headers, &hostv1.Header{Name: name, Value: v})
+			p.Headers = append(p.Headers, lite.Header{Name: name, Value: v})
 		}
 	}
-	b, err := proto.Marshal(p)
+	b, err := p.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("encoding the HTTP request: %w", err)
 	}
@@ -100,13 +99,13 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 	if code != 0 {
 		return nil, sdk.Error(sdk.Code(code), "making an HTTP request through the host: "+msg)
 	}
-	var resp hostv1.HTTPResponse
-	if err := proto.Unmarshal(out, &resp); err != nil {
+	var resp lite.HTTPResponse
+	if err := resp.Unmarshal(out); err != nil {
 		return nil, sdk.Errorf(sdk.CodeInternal, "decoding the host's HTTP response: %w", err)
 	}
-	hr := &sdk.HTTPResponse{StatusCode: int(resp.GetStatus()), Header: http.Header{}, Body: resp.GetBody()}
-	for _, hd := range resp.GetHeaders() {
-		hr.Header.Add(hd.GetName(), hd.GetValue())
+	hr := &sdk.HTTPResponse{StatusCode: int(resp.Status), Header: http.Header{}, Body: resp.Body}
+	for _, hd := range resp.Headers {
+		hr.Header.Add(hd.Name, hd.Value)
 	}
 	return hr, nil
 }
@@ -120,7 +119,7 @@ func trimMethod(method string) string { return strings.TrimPrefix(method, "/") }
 // plugin code reaches it by asserting the host from the context to
 // interface{ Counter(context.Context, string, string, map[string]string, float64) error }.
 func (h hostImpl) Counter(ctx context.Context, name, help string, labels map[string]string, delta float64) error {
-	b, err := proto.Marshal(&hostv1.AddCounter{Name: name, Help: help, Labels: labels, Delta: delta})
+	b, err := (&lite.AddCounter{Name: name, Help: help, Labels: labels, Delta: delta}).Marshal()
 	if err != nil {
 		return fmt.Errorf("encoding the counter: %w", err)
 	}

@@ -1,9 +1,11 @@
 // Package wire converts between the hostapi Go types and the host API v1
-// protobuf messages, in both directions: the host side (internal/pluginhost)
-// encodes requests and decodes replies, the plugin side (the SDKs) decodes
-// requests and encodes replies. It builds for GOOS=wasip1, so WASM guests
-// use it too. Decoding is strict: malformed certificates, keys, tokens or
-// bundles are errors, never partial values.
+// protobuf messages (the generated *.pb.go types), in both directions: the
+// host side (internal/pluginhost, conformance) encodes requests and decodes
+// replies. The plugin side (internal/guest, so both SDKs) uses
+// internal/wire/lite instead, a hand-written codec with the same
+// conversions that links no protobuf reflection into WASM guests; lite's
+// tests check that the two agree. Decoding is strict: malformed
+// certificates, keys, tokens or bundles are errors, never partial values.
 package wire
 
 import (

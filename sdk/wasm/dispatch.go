@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/envelope"
 	"github.com/svidagent/svidagent/internal/guest"
 	"github.com/svidagent/svidagent/sdk"
@@ -17,17 +18,23 @@ var served struct {
 	err error
 }
 
-// serve records the dispatcher of impl. It returns an error (and records
-// it, so that every call answers with it) when impl is unusable or Serve
-// was already called.
-func serve(info sdk.Info, impl any, host guest.HostCaller) error {
+// newDispatcher is one of guest's constructors, bound to the plugin's
+// info and implementation: guest.New for Serve, or the constructor of one
+// kind (guest.NewNotifier for ServeNotifier...), which links only that
+// kind's codecs.
+type newDispatcher func(guest.HostCaller) (*guest.Dispatcher, error)
+
+// serve records the dispatcher that newD makes. It returns an error (and
+// records it, so that every call answers with it) when the plugin is
+// unusable or Serve was already called.
+func serve(newD newDispatcher, host guest.HostCaller) error {
 	served.mu.Lock()
 	defer served.mu.Unlock()
 	if served.d != nil || served.err != nil {
-		served.d, served.err = nil, errors.New("sdk/wasm: Serve was called more than once; call it once, from init")
+		served.d, served.err = nil, errors.New("sdk/wasm: Serve (or ServeNotifier, ServeWriter, ServeIssuer) was called more than once; call one of them once, from init")
 		return served.err
 	}
-	d, err := guest.New(info, impl, host)
+	d, err := newD(host)
 	if err != nil {
 		served.err = err
 		return err
@@ -43,7 +50,7 @@ func dispatcher() (*guest.Dispatcher, error) {
 	case served.err != nil:
 		return nil, served.err
 	case served.d == nil:
-		return nil, errors.New("sdk/wasm: the plugin did not call wasm.Serve; call it from an init function of package main")
+		return nil, errors.New("sdk/wasm: the plugin did not call wasm.Serve (or ServeNotifier, ServeWriter, ServeIssuer); call it from an init function of package main")
 	}
 	return served.d, nil
 }
@@ -62,4 +69,24 @@ func handleEnvelope(ctx context.Context, req []byte) []byte {
 		return envelope.EncodeResponse(uint32(sdk.CodeFailedPrecondition), err.Error(), nil)
 	}
 	return envelope.EncodeResponse(d.Handle(ctx, method, payload))
+}
+
+// The constructors of Serve and of the kind-specific Serve functions.
+// Serve's links every kind's codecs; each of the others links only its
+// kind's.
+
+func anyKind(info sdk.Info, impl any) newDispatcher {
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.New(info, impl, h) }
+}
+
+func notifier(info sdk.Info, n hostapi.Notifier) newDispatcher {
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.NewNotifier(info, n, h) }
+}
+
+func writer(info sdk.Info, w hostapi.Writer) newDispatcher {
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.NewWriter(info, w, h) }
+}
+
+func issuer(info sdk.Info, i hostapi.Issuer) newDispatcher {
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.NewIssuer(info, i, h) }
 }

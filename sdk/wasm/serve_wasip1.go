@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/envelope"
 	"github.com/svidagent/svidagent/sdk"
 )
@@ -22,8 +23,26 @@ import (
 // hostapi.Notifier, and optionally sdk.Configurer and io.Closer. If it is
 // unusable, Serve logs why through the host at error level and every call
 // answers FAILED_PRECONDITION with the reason.
-func Serve(info sdk.Info, impl any) {
-	if err := serve(info, impl, hostCall); err != nil {
+//
+// Serve links the code of every plugin kind into the module; a plugin of
+// one kind is smaller served with [ServeNotifier], [ServeWriter] or
+// [ServeIssuer] (the notifier template: 6.0 MB instead of 7.8 MB).
+func Serve(info sdk.Info, impl any) { serveOrLog(anyKind(info, impl)) }
+
+// ServeNotifier is [Serve] for a notifier: the module links no writer or
+// issuer code (no certificate parsing, no JOSE).
+func ServeNotifier(info sdk.Info, n hostapi.Notifier) { serveOrLog(notifier(info, n)) }
+
+// ServeWriter is [Serve] for a writer: the module links no notifier or
+// issuer code.
+func ServeWriter(info sdk.Info, w hostapi.Writer) { serveOrLog(writer(info, w)) }
+
+// ServeIssuer is [Serve] for an issuer: the module links no notifier or
+// writer code.
+func ServeIssuer(info sdk.Info, i hostapi.Issuer) { serveOrLog(issuer(info, i)) }
+
+func serveOrLog(newD newDispatcher) {
+	if err := serve(newD, hostCall); err != nil {
 		msg := []byte("svidagent plugin: " + err.Error())
 		importLog(8, unsafe.Pointer(unsafe.SliceData(msg)), uint32(len(msg)))
 		runtime.KeepAlive(msg)

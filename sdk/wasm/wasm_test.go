@@ -163,7 +163,7 @@ func (h *host) log(ctx context.Context, m api.Module, level int32, ptr, n uint32
 }
 
 type instance struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context // carries host
 	mod    api.Module
 	alloc  api.Function
@@ -193,17 +193,9 @@ func runtime(t *testing.T) (wazero.Runtime, wazero.CompiledModule) {
 	wasm := guestWasm(t)
 	rtOnce.Do(func() {
 		ctx := context.Background()
-		// The interpreter: compiling an 11 MB module with the compiler
+		// The interpreter: compiling a 6 MB module with the compiler
 		// engine under -race takes minutes on this machine.
-		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(512)) // 32 MiB
-		wasi_snapshot_preview1.MustInstantiate(ctx, r)
-		_, err := r.NewHostModuleBuilder("svidagent_host_v1").
-			NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, level int32, ptr, n uint32) {
-			hostOf(ctx).log(ctx, m, level, ptr, n)
-		}).Export("log").
-			NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).call(ctx, m, ptr, n) }).Export("call").
-			NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).take(ctx, m, ptr, n) }).Export("take").
-			Instantiate(ctx)
+		r, err := newRuntime(ctx, wazero.NewRuntimeConfigInterpreter())
 		if err != nil {
 			rtOnce.err = err
 			return
@@ -215,6 +207,25 @@ func runtime(t *testing.T) (wazero.Runtime, wazero.CompiledModule) {
 		t.Fatal(rtOnce.err)
 	}
 	return rtOnce.rt, rtOnce.cm
+}
+
+// newRuntime returns a runtime of cfg, limited to 32 MiB of memory per
+// module, with WASI and the host module.
+func newRuntime(ctx context.Context, cfg wazero.RuntimeConfig) (wazero.Runtime, error) {
+	r := wazero.NewRuntimeWithConfig(ctx, cfg.WithMemoryLimitPages(512)) // 32 MiB
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	_, err := r.NewHostModuleBuilder("svidagent_host_v1").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, level int32, ptr, n uint32) {
+		hostOf(ctx).log(ctx, m, level, ptr, n)
+	}).Export("log").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).call(ctx, m, ptr, n) }).Export("call").
+		NewFunctionBuilder().WithFunc(func(ctx context.Context, m api.Module, ptr, n uint32) int32 { return hostOf(ctx).take(ctx, m, ptr, n) }).Export("take").
+		Instantiate(ctx)
+	if err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
+	return r, nil
 }
 
 func TestMain(m *testing.M) {
@@ -427,7 +438,8 @@ func TestGuestFreesBuffers(t *testing.T) {
 	}
 }
 
-// TestGuestLinksNoHost checks that a guest links nothing of the host.
+// TestGuestLinksNoHost checks that a guest links nothing of the host, and
+// no protobuf reflection or generated code: internal/wire/lite encodes.
 func TestGuestLinksNoHost(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "github.com/svidagent/svidagent/sdk", "github.com/svidagent/svidagent/sdk/wasm")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
@@ -436,10 +448,41 @@ func TestGuestLinksNoHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"github.com/tetratelabs/wazero", "github.com/hashicorp/go-plugin", "google.golang.org/grpc"} {
-			if strings.HasPrefix(dep, banned) {
+		for _, banned := range []string{
+			"github.com/tetratelabs/wazero", "github.com/hashicorp/go-plugin", "google.golang.org/grpc",
+			"google.golang.org/protobuf/proto", "google.golang.org/protobuf/reflect/", "google.golang.org/protobuf/internal/impl",
+			"google.golang.org/protobuf/internal/filedesc", "github.com/svidagent/svidagent/hostapi/proto/",
+			"github.com/svidagent/svidagent/internal/wire\n",
+		} {
+			if strings.HasPrefix(dep+"\n", banned) {
 				t.Errorf("a wasip1 guest links %s", dep)
 			}
+		}
+	}
+}
+
+// TestGuestLinksOnlyItsKind checks, in the function names of the module
+// (its wasm name section), that a notifier served with ServeNotifier links
+// the notifier's conversion and none of a writer's or an issuer's: no
+// certificate parsing, no JOSE.
+func TestGuestLinksOnlyItsKind(t *testing.T) {
+	mod := guestWasm(t)
+	// Go writes "/", "-", "(", "*" and ")" as "_" in wasm function names.
+	for _, fn := range []string{"github.com_svidagent_svidagent_internal_wire_lite.RotationEvent", "github.com_svidagent_svidagent_internal_wire_lite.__NotifyRequest_.Unmarshal"} {
+		if !bytes.Contains(mod, []byte(fn)) {
+			t.Errorf("the notifier module has no function %s; the test's premise is wrong", fn)
+		}
+	}
+	for _, fn := range []string{
+		"github.com_svidagent_svidagent_internal_wire_lite.CredentialSet",
+		"github.com_svidagent_svidagent_internal_wire_lite.IssueResponseOf",
+		"crypto_x509.ParseCertificate",
+		"crypto_x509.ParsePKCS8PrivateKey",
+		"github.com_go_jose_go_jose_v4_jwt.ParseSigned",
+		"google.golang.org_protobuf_proto.Unmarshal",
+	} {
+		if bytes.Contains(mod, []byte(fn)) {
+			t.Errorf("the notifier module links %s", fn)
 		}
 	}
 }

@@ -9,6 +9,6 @@ import "github.com/svidagent/svidagent/sdk/wasm"
 const defaultDir = "/out"
 
 // With -buildmode=c-shared, init runs in _initialize; main never runs.
-func init() { wasm.Serve(info, &writer{}) }
+func init() { wasm.ServeWriter(info, &writer{}) }
 
 func main() {}

@@ -53,6 +53,6 @@ func (n *notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 	return nil
 }
 
-func init() { wasm.Serve(sdk.Info{Name: "test-guest", Version: "1.0.0"}, &notifier{}) }
+func init() { wasm.ServeNotifier(sdk.Info{Name: "test-guest", Version: "1.0.0"}, &notifier{}) }
 
 func main() {}
