@@ -78,6 +78,11 @@ type Dispatcher struct {
 // sdk.Configurer, hostapi.Lifecycle and io.Closer. host may be nil: plugin
 // code then gets a host that discards logs and refuses HTTP.
 //
+// Calls of the kind's method answer FAILED_PRECONDITION until a Configure
+// succeeded, also for a plugin that takes no config (ABI.md §6), and
+// after Close. A payload that does not decode is then INVALID_ARGUMENT;
+// the precondition is checked first.
+//
 // A plugin implementing hostapi.Lifecycle is started after every
 // successful Configure, and stopped before the next Configure and at Close
 // (before its own Close). Start gets a context that the Dispatcher cancels
@@ -234,9 +239,6 @@ func (d *Dispatcher) configure(ctx context.Context, config []byte) error {
 		return sdk.Errorf(sdk.CodeInvalidArgument, "configuring plugin %s: %w", d.info.Name, es)
 	}
 	lc, _ := d.impl.(hostapi.Lifecycle)
-	if d.conf == nil && lc == nil {
-		return nil
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -329,7 +331,7 @@ func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byt
 	if d.closed {
 		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is closed", name, d.info.Name)
 	}
-	if d.conf != nil && !d.configured {
+	if !d.configured {
 		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is not configured; Configure must succeed first", name, d.info.Name)
 	}
 	switch d.kind {
