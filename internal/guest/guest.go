@@ -83,6 +83,11 @@ type kindFunc func(d *Dispatcher, ctx context.Context, payload []byte) (lite.Mar
 // that knows its kind uses [NewNotifier], [NewWriter] or [NewIssuer], which
 // link only their own.
 //
+// Calls of the kind's method answer FAILED_PRECONDITION until a Configure
+// succeeded, also for a plugin that takes no config (ABI.md §6), and
+// after Close. A payload that does not decode is then INVALID_ARGUMENT;
+// the precondition is checked first.
+//
 // A plugin implementing hostapi.Lifecycle is started after every
 // successful Configure, and stopped before the next Configure and at Close
 // (before its own Close). Start gets a context that the Dispatcher cancels
@@ -273,9 +278,6 @@ func (d *Dispatcher) configure(ctx context.Context, config []byte) error {
 		return sdk.Errorf(sdk.CodeInvalidArgument, "configuring plugin %s: %w", d.info.Name, es)
 	}
 	lc, _ := d.impl.(hostapi.Lifecycle)
-	if d.conf == nil && lc == nil {
-		return nil
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -368,7 +370,7 @@ func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byt
 	if d.closed {
 		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is closed", name, d.info.Name)
 	}
-	if d.conf != nil && !d.configured {
+	if !d.configured {
 		return nil, sdk.Errorf(sdk.CodeFailedPrecondition, "calling %s: plugin %s is not configured; Configure must succeed first", name, d.info.Name)
 	}
 	return d.serve(d, ctx, payload)

@@ -186,6 +186,15 @@ func mustNew(t *testing.T, impl any, h guest.HostCaller) *guest.Dispatcher {
 	return d
 }
 
+// mustConfigure configures d with no config, as the host does for a
+// plugin block without one.
+func mustConfigure(t *testing.T, d *guest.Dispatcher) {
+	t.Helper()
+	if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
+		t.Fatalf("Configure({}) = %d %q", code, msg)
+	}
+}
+
 func marshal(t testing.TB, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
@@ -437,11 +446,16 @@ func TestConfigureError(t *testing.T) {
 func TestNoConfig(t *testing.T) {
 	p := &plain{}
 	d := mustNew(t, p, nil)
-	if code, msg := call(t, d, guest.MethodNotify, notify, nil); code != 0 {
-		t.Fatalf("Notify without Configure = %d %q; a plugin without config needs none", code, msg)
+	// ABI.md §6: kind calls before a successful Configure answer
+	// FAILED_PRECONDITION, also for a plugin that takes no config.
+	if code, msg := call(t, d, guest.MethodNotify, notify, nil); code != 9 || !strings.Contains(msg, "not configured") {
+		t.Errorf("Notify before Configure = %d %q, want 9 not configured", code, msg)
 	}
 	if code, _ := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
 		t.Errorf("Configure({}) = %d, want 0", code)
+	}
+	if code, msg := call(t, d, guest.MethodNotify, notify, nil); code != 0 {
+		t.Errorf("Notify after Configure({}) = %d %q, want 0", code, msg)
 	}
 	if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"x":1}`)}, nil); code != 3 || !strings.Contains(msg, "takes no configuration") {
 		t.Errorf("Configure({x:1}) = %d %q, want 3", code, msg)
@@ -515,6 +529,11 @@ func TestMalformedKindPayloads(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := mustNew(t, tt.impl, nil)
+			// Before Configure the precondition comes first (ABI.md §6).
+			if code, msg, _ := d.Handle(context.Background(), tt.method, tt.bad); code != 9 {
+				t.Errorf("Handle before Configure = %d %q, want 9", code, msg)
+			}
+			mustConfigure(t, d)
 			code, msg, _ := d.Handle(context.Background(), tt.method, tt.bad)
 			if code != 3 {
 				t.Errorf("Handle = %d %q, want 3", code, msg)
@@ -534,6 +553,7 @@ func TestWrite(t *testing.T) {
 	}
 	w := &writer{}
 	d := mustNew(t, w, nil)
+	mustConfigure(t, d)
 	var resp writerv1.WriteResponse
 	if code, msg := call(t, d, guest.MethodWrite, req, &resp); code != 0 {
 		t.Fatalf("Write = %d %q", code, msg)
@@ -576,6 +596,7 @@ func TestIssue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			mustConfigure(t, d)
 			var resp issuerv1.IssueResponse
 			code, msg := call(t, d, guest.MethodIssue, req, &resp)
 			if code != tt.wantCode {
@@ -626,6 +647,7 @@ func TestNotifierNeverSeesKeys(t *testing.T) {
 
 	rec := &recorder{}
 	d := mustNew(t, rec, nil)
+	mustConfigure(t, d)
 	if code, msg, _ := d.Handle(context.Background(), guest.MethodNotify, smuggled); code != 0 {
 		t.Fatalf("Notify = %d %q", code, msg)
 	}
@@ -720,6 +742,7 @@ func hostOf(t *testing.T, call guest.HostCaller) sdk.Host {
 	t.Helper()
 	c := &capture{}
 	d := mustNew(t, c, call)
+	mustConfigure(t, d)
 	if code, msg, _ := d.Handle(context.Background(), guest.MethodNotify, nil); code != 0 {
 		t.Fatalf("Notify = %d %q", code, msg)
 	}

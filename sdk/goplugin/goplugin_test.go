@@ -121,6 +121,9 @@ func TestServerServesRaw(t *testing.T) {
 		t.Errorf("host broker id = %d after Describe, want 7", id)
 	}
 
+	if err := conn.Invoke(ctx, "/"+guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
 	req := &notifierv1.NotifyRequest{Name: "web", Reason: 1}
 	for i := range 32 {
 		req.Paths = append(req.Paths, fmt.Sprintf("/%03d/%s", i, strings.Repeat("p", 121)))

@@ -68,6 +68,9 @@ func TestStubCall(t *testing.T) {
 	if err := wasm.Call(context.Background(), "/svidagent.plugin.v1.Plugin/Describe", &pluginv1.DescribeRequest{}, &desc); err != nil || desc.GetName() != "stub" {
 		t.Fatalf("Describe = %v, %v", &desc, err)
 	}
+	if err := wasm.Call(context.Background(), "/svidagent.plugin.v1.Plugin/Configure", &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
 	h := &fakeHost{allow: true}
 	ctx := sdk.WithHost(context.Background(), h)
 	if err := wasm.Call(ctx, "svidagent.plugin.notifier.v1.Notifier/Notify", &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{}); err != nil {
