@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/pluginhost"
@@ -571,21 +570,7 @@ func (a *Agent) reloadDone(start time.Time, result string, err error, applied bo
 // formatDiagnostics renders err's hcl.Diagnostics as file:line:col lines,
 // quoting the source.
 func formatDiagnostics(err error) string {
-	files := map[string]*hcl.File{}
-	var diags hcl.Diagnostics
-	if errors.As(err, &diags) {
-		for _, d := range diags {
-			if d.Subject == nil {
-				continue
-			}
-			if _, ok := files[d.Subject.Filename]; !ok {
-				if src, rerr := os.ReadFile(d.Subject.Filename); rerr == nil {
-					files[d.Subject.Filename] = &hcl.File{Bytes: src}
-				}
-			}
-		}
-	}
-	return config.FormatError(err, files)
+	return config.FormatError(err, config.SourceFiles(err))
 }
 
 // watchConfig reloads when the configuration file, or an external

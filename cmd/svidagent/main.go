@@ -22,7 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/internal/config"
 )
@@ -191,11 +190,7 @@ func loadConfig(path string, stderr io.Writer) (*agent.Config, bool) {
 // printConfigError prints diagnostics as file:line:col: summary, the
 // source line with a caret, and the detail that says how to fix it.
 func printConfigError(w io.Writer, path string, err error) {
-	files := map[string]*hcl.File{}
-	if src, rerr := os.ReadFile(path); rerr == nil {
-		files[path] = &hcl.File{Bytes: src}
-	}
-	fmt.Fprint(w, config.FormatError(err, files))
+	fmt.Fprint(w, config.FormatError(err, config.SourceFiles(err)))
 }
 
 // loadCommand parses a command's flags and loads its configuration. A

@@ -65,6 +65,31 @@ func FormatError(err error, files map[string]*hcl.File) string {
 	return b.String()
 }
 
+// SourceFiles reads the files err's diagnostics point at, for
+// [FormatError] to quote; a file that cannot be read, or is over
+// MaxFileSize, is left out (its lines are not quoted).
+func SourceFiles(err error) map[string]*hcl.File {
+	files := map[string]*hcl.File{}
+	var diags hcl.Diagnostics
+	if !errors.As(err, &diags) {
+		return files
+	}
+	for _, d := range diags {
+		if d.Subject == nil {
+			continue
+		}
+		name := d.Subject.Filename
+		if _, seen := files[name]; seen {
+			continue
+		}
+		files[name] = nil
+		if src, tooLarge, err := readLimited(name); err == nil && tooLarge == nil {
+			files[name] = &hcl.File{Bytes: src}
+		}
+	}
+	return files
+}
+
 // sourceLine returns line n (1-based) of lines without its carriage
 // return.
 func sourceLine(lines []string, n int) (string, bool) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // reservedHealthPaths are served by the health listener itself.
@@ -46,13 +47,18 @@ func healthPath(a *hcl.Attribute) (string, hcl.Diagnostics) {
 }
 
 // healthPaths sets h's liveness and readiness paths from attrs (absent
-// ones keep their default), and refuses two probes on one path.
-func healthPaths(attrs hcl.Attributes, h *Health) hcl.Diagnostics {
+// ones keep their default; so do empty ones with emptyIsDefault, as in
+// spiffe-helper), and refuses two probes on one path.
+func healthPaths(attrs hcl.Attributes, h *Health, emptyIsDefault bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	var live *hcl.Attribute
 	for _, name := range []string{"liveness_path", "readiness_path"} {
 		a, ok := attrs[name]
 		if !ok {
+			continue
+		}
+		if v, d := a.Expr.Value(nil); emptyIsDefault && !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() && v.AsString() == "" {
+			delete(attrs, name)
 			continue
 		}
 		p, d := healthPath(a)

@@ -40,6 +40,7 @@ readiness_path = "/h"`, wantErr: "liveness_path is \"/h\" too", wantPos: ":11:18
 		{name: "space", health: `liveness_path = "/li ve"`, wantErr: "letters, digits", wantPos: ":10:17"},
 		{name: "query", health: `liveness_path = "/live?x=1"`, wantErr: "letters, digits", wantPos: ":10:17"},
 		{name: "relative", health: `liveness_path = "live"`, wantErr: `write "/live"`, wantPos: ":10:17"},
+		{name: "empty", health: `liveness_path = ""`, wantErr: `must be a URL path starting with "/"`, wantPos: ":10:17"},
 		{name: "port too large", health: `address = "127.0.0.1:99999"`, wantErr: "port 99999 is not a TCP port", wantPos: ":10:11"},
 		{name: "port not a number", health: `address = "127.0.0.1:http"`, wantErr: "not a TCP port", wantPos: ":10:11"},
 		{name: "unix without path", health: `address = "unix://"`, wantErr: "listens on TCP only", wantPos: ":10:11"},
@@ -78,6 +79,7 @@ func TestHelperHealthValidation(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", health: "listener_enabled = true"},
+		{name: "empty paths are the defaults", health: "liveness_path = \"\"\nreadiness_path = \"\""},
 		{name: "liveness on /status", health: `liveness_path = "/status"`, wantErr: `"/status" is the agent's own status path`},
 		{name: "unclean", health: `readiness_path = "/a/../status"`, wantErr: "is not a clean path"},
 		{name: "same paths", health: "liveness_path = \"/h\"\nreadiness_path = \"/h\"", wantErr: "too"},

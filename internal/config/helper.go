@@ -369,7 +369,7 @@ func helperHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 			h.Address = fmt.Sprintf(":%d", port)
 		}
 	}
-	diags = append(diags, healthPaths(c.Attributes, h)...)
+	diags = append(diags, healthPaths(c.Attributes, h, true)...)
 	sortDiags(diags)
 	return diags
 }

@@ -139,3 +139,25 @@ func BenchmarkLoadLarge(b *testing.B) {
 		}
 	}
 }
+
+// TestSourceFiles: the files an error points at are read for quoting,
+// except one over the size limit.
+func TestSourceFiles(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "helper.conf")
+	if err := os.WriteFile(small, []byte(x509Names+"key_file_mode = 644\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(small)
+	if got := config.FormatError(err, config.SourceFiles(err)); !strings.Contains(got, "    key_file_mode = 644\n                    ^^^\n") {
+		t.Errorf("FormatError does not quote the line:\n%s", got)
+	}
+	big := filepath.Join(dir, "big.conf")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("#\n"), config.MaxFileSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = config.Load(big)
+	if files := config.SourceFiles(err); files[big] != nil {
+		t.Errorf("SourceFiles read the file over the limit")
+	}
+}

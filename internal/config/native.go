@@ -520,7 +520,7 @@ func decodeHealth(b *hcl.Block, h *Health) hcl.Diagnostics {
 	if a, ok := c.Attributes["expose_status"]; ok {
 		diags = append(diags, decode(a, &h.ExposeStatus)...)
 	}
-	diags = append(diags, healthPaths(c.Attributes, h)...)
+	diags = append(diags, healthPaths(c.Attributes, h, false)...)
 	sortDiags(diags)
 	return diags
 }

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -46,7 +48,7 @@ func fileNameDiag(attr *hcl.Attribute, name string) hcl.Diagnostics {
 // checkOutputs checks what a writer's config says about its files beyond
 // the writer's own Validate, by the hcl names of its fields: a
 // "*_file_name" over 255 bytes is an error, a "dir" that exists as a
-// regular file is an error, and a "key_file_mode" that lets the world in,
+// regular file (or lies under one) is an error, and a "key_file_mode" that lets the world in,
 // or the group write, is a warning (0640, for a group that reads the key,
 // is the documented deployment and does not warn). rename maps field names to the attribute names of
 // body (helper.conf's keys differ); a field set by default points at
@@ -75,9 +77,14 @@ func checkOutputs(cfg any, body *hclsyntax.Body, rename map[string]string, fallb
 		case f.Kind() == reflect.String && strings.HasSuffix(field, "_file_name") && len(f.String()) > maxFileName:
 			diags = append(diags, errorf(subject, "Invalid file name", "%s: %s.", attr, checkFileName(f.String())))
 		case f.Kind() == reflect.String && field == "dir" && f.String() != "":
-			if fi, err := os.Stat(f.String()); err == nil && !fi.IsDir() {
+			fi, err := os.Stat(f.String())
+			switch {
+			case err == nil && !fi.IsDir():
 				diags = append(diags, errorf(subject, "Invalid output directory",
 					"%s = %q is a regular file, not a directory; point %s at a directory (it is created when missing), or move the file away.", attr, f.String(), attr))
+			case errors.Is(err, syscall.ENOTDIR):
+				diags = append(diags, errorf(subject, "Invalid output directory",
+					"%s = %q lies under a regular file, so it can never be created; point %s at a directory.", attr, f.String(), attr))
 			}
 		case f.CanUint() && field == "key_file_mode" && f.Uint()&0o037 != 0:
 			diags = append(diags, warnf(subject, "Private key readable by others",
