@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -485,7 +486,13 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 	}
 	rpc, err := client.Client()
 	if err != nil {
-		return fail("starting the plugin process", err)
+		// go-plugin's messages span lines; the log wants one.
+		p.teardown(inst)
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+		if strings.HasPrefix(msg, "timeout while waiting") {
+			msg += fmt.Sprintf(" (no go-plugin handshake within start_timeout %v; the process was killed)", p.cfg.StartTimeout)
+		}
+		return nil, fmt.Errorf("starting the plugin process: %s%s", msg, inst.run.endedNote())
 	}
 	raw, err := rpc.Dispense(goplugin.PluginName)
 	if err != nil {
