@@ -510,10 +510,50 @@ func TestNotifierNeverReceivesKeys(t *testing.T) {
 // TestAgentKilledTakesPluginDown SIGKILLs a host that runs a plugin which
 // started a grandchild in a new session that ignores SIGTERM: the plugin
 // and the grandchild both die (the plugin's pid namespace dies with it).
+// Run as root, it also runs the host as an unprivileged user, whose plugin
+// gets a user namespace with its pid namespace.
 func TestAgentKilledTakesPluginDown(t *testing.T) {
-	state := t.TempDir()
+	t.Run("agent's user", func(t *testing.T) { agentKilled(t, bin.host, bin.notifier, t.TempDir(), nil) })
+	t.Run("unprivileged", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("the agent's user is unprivileged already: see the other subtest")
+		}
+		const nobody = 65534
+		dir, err := os.MkdirTemp("", "gopluginhost-nobody-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, src := range []string{bin.host, bin.notifier} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(dir, filepath.Base(src))
+			if err := os.WriteFile(dst, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, dst)
+		}
+		state := filepath.Join(dir, "state")
+		if err := os.Mkdir(state, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(state, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		agentKilled(t, paths[0], paths[1], state, &syscall.Credential{Uid: nobody, Gid: nobody})
+	})
+}
+
+func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credential) {
 	marker := fmt.Sprintf("gopluginhost-killed-host-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cmd := exec.Command(bin.host, "-plugin", bin.notifier, "-sha256", bin.sum, "-state", state, "-spawn", marker)
+	cmd := exec.Command(host, "-plugin", plugin, "-sha256", bin.sum, "-state", state, "-spawn", marker)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
