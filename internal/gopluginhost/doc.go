@@ -54,7 +54,9 @@
 // and ignores SIGTERM does not outlive a SIGKILLed agent. Where the kernel
 // refuses the namespaces (user namespaces disabled or restricted), the
 // plugin starts without one and the agent logs a warning once per plugin.
-// The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's.
+// The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's;
+// as pid 1 it also inherits the orphans of its own children, which stay
+// zombies until it waits for them or exits.
 // Close SIGKILLs the process group and waits for the process and every goroutine
 // of the plugin (it does not call the plugin's Close method: the adapter
 // does that first).
