@@ -74,6 +74,18 @@
 // error, resets the count. A call that outlives its deadline fails with
 // DEADLINE_EXCEEDED; the process is not restarted for it.
 //
+// # Memory
+//
+// With Config.MemoryBytes, the plugin's RLIMIT_AS is set right after the
+// handshake to its address space at that moment plus MemoryBytes (prlimit
+// on the running process: the Go runtime reserves far more address space
+// at start than it uses, 1.7 GB for 13 MB resident, and does not start
+// under a smaller RLIMIT_AS). A plugin that allocates without bound then
+// dies of the Go runtime's "out of memory", which is logged; the call
+// fails with UNAVAILABLE and the next call restarts it, under the same
+// limit. It bounds address-space growth, not resident memory: a cgroup's
+// memory.max would, where the agent has a delegated cgroup v2.
+//
 // # Host services and logs
 //
 // Config.Services are served on go-plugin's broker; their broker id goes

@@ -738,3 +738,35 @@ func BenchmarkStart(b *testing.B) {
 		p.Close()
 	}
 }
+
+// TestMemoryLimitKillsHogAndRestarts: a plugin under a memory limit that
+// allocates without bound dies of it (the Go runtime's out of memory), the
+// call fails with UNAVAILABLE, the host goes on, and the next call
+// restarts the plugin, again under the limit.
+func TestMemoryLimitKillsHogAndRestarts(t *testing.T) {
+	p, logs := open(t, func(c *gopluginhost.Config) { c.MemoryBytes = 64 << 20 })
+	_, pid1 := echo(t, p)
+	err := notify(context.Background(), p, "hog")
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "exited during") {
+		t.Fatalf("hog: got %v, want UNAVAILABLE saying the plugin exited (a FAILED_PRECONDITION means it allocated 1 GiB unhindered)", err)
+	}
+	if !waitExit(t, pid1, 5*time.Second) {
+		t.Fatalf("hog pid %d still runs", pid1)
+	}
+	var oom bool
+	for _, r := range logs.records(t) {
+		if r["component"] == "plugin" && strings.Contains(fmt.Sprint(r["msg"]), "out of memory") {
+			oom = true
+		}
+	}
+	if !oom {
+		t.Error("the plugin's out-of-memory error is not in the log")
+	}
+	_, pid2 := echo(t, p)
+	if pid2 == pid1 {
+		t.Fatalf("after the hog the plugin runs as pid %d, want a new process", pid2)
+	}
+	if err := notify(context.Background(), p, "hog"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("hog after the restart: got %v, want UNAVAILABLE: the limit applies to every start", err)
+	}
+}
