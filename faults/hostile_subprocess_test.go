@@ -287,3 +287,96 @@ plugin "calm" {
 		t.Errorf("/live = %d under the flood, want 200", code)
 	}
 }
+
+// TestPluginMisbehavesAtStart adds, one reload at a time, a go-plugin
+// plugin that exits before the handshake, hangs before it, prints garbage
+// instead of it, or crashes right after it, to a running agent with a
+// healthy plugin. Each reload fails with an error that names the plugin and
+// says what happened, within the plugin's start_timeout; the agent stays
+// live, no process of the bad plugin is left, and the healthy plugin is
+// still notified of the next rotation.
+func TestPluginMisbehavesAtStart(t *testing.T) {
+	dir := t.TempDir()
+	good, goodSum := buildHostile(t, dir, "")
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	ca := testca.New(t, td)
+	bundles := x509bundle.NewSet(ca.X509Bundle())
+	srv := fakeworkloadapi.New(t)
+	srv.SetX509([]*x509svid.SVID{ca.X509SVID(t, spiffeid.RequireFromPath(td, "/start"))}, bundles)
+	port := freePort(t)
+	calm := fmt.Sprintf(`plugin "calm" {
+  command = %q
+  sha256  = %q
+  config {}
+}
+`, good, goodSum)
+	config := func(bad string) string {
+		return "state_dir = \"state\"\n\n" + calm + bad +
+			nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"calm\" {}\n"+refIf(bad))
+	}
+	writeFile(t, filepath.Join(dir, "agent.hcl"), config(""))
+	p := startAgent(t, dir, "run", "-config", "agent.hcl")
+	calmNotified := func(r logRecord) bool { return r.Msg == "notified" && field(r, "plugin") == "calm" }
+	p.waitLog(t, 0, 60*time.Second, "the healthy plugin's first notification", calmNotified)
+
+	for _, tc := range []struct {
+		start string
+		want  []string
+	}{
+		{start: "exit", want: []string{"did not complete the go-plugin handshake", "ended by itself (exit status 3)"}},
+		{start: "hang", want: []string{"no go-plugin handshake within start_timeout 2s"}},
+		{start: "garbage", want: []string{"Unrecognized remote plugin message: hello from a plugin", "did not complete the go-plugin handshake"}},
+		{start: "crash", want: []string{"exited during /svidagent.plugin.v1.Plugin/Validate"}},
+	} {
+		t.Run(tc.start, func(t *testing.T) {
+			bin, sum := buildHostile(t, dir, tc.start)
+			from := p.numRecords()
+			name := "bad-" + tc.start // the file watcher and SIGHUP may both reload
+			writeFile(t, filepath.Join(dir, "agent.hcl"), config(fmt.Sprintf(`plugin %q {
+  command       = %q
+  sha256        = %q
+  start_timeout = "2s"
+  config {}
+}
+`, name, bin, sum)))
+			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			i := p.waitLog(t, from, 30*time.Second, "the failed reload", func(r logRecord) bool {
+				return r.Msg == "reloading the configuration failed" && strings.Contains(r.Error, `plugin "`+name+`"`)
+			})
+			msg := p.record(i).Error
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("reload error %q does not say %q", msg, w)
+				}
+			}
+			t.Logf("%s: %s", tc.start, msg)
+			if code, _ := (health{fmt.Sprintf("http://127.0.0.1:%d", port)}).live(); code != 200 {
+				t.Fatalf("/live = %d after the failed reload, want 200", code)
+			}
+			pinned := filepath.Join(dir, "state", "plugins", sum)
+			waitFor(t, 10*time.Second, "no process of the bad plugin", func() bool {
+				for _, q := range pluginProcs(filepath.Join(dir, "state", "plugins")) {
+					if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", q.pid)); exe == pinned {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+	writeFile(t, filepath.Join(dir, "agent.hcl"), config(""))
+	from := p.numRecords()
+	srv.SetX509([]*x509svid.SVID{ca.X509SVID(t, spiffeid.RequireFromPath(td, "/start"))}, bundles)
+	p.waitLog(t, from, 30*time.Second, "the healthy plugin notified after the failed reloads", calmNotified)
+}
+
+// refIf is the notifier reference of the plugin block bad, if any.
+func refIf(bad string) string {
+	name, ok := strings.CutPrefix(bad, "plugin ")
+	if !ok {
+		return ""
+	}
+	return "  notifier " + strings.Fields(name)[0] + " {}\n"
+}

@@ -54,7 +54,9 @@
 // and ignores SIGTERM does not outlive a SIGKILLed agent. Where the kernel
 // refuses the namespaces (user namespaces disabled or restricted), the
 // plugin starts without one and the agent logs a warning once per plugin.
-// The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's.
+// The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's;
+// as pid 1 it also inherits the orphans of its own children, which stay
+// zombies until it waits for them or exits.
 // Close SIGKILLs the process group and waits for the process and every goroutine
 // of the plugin (it does not call the plugin's Close method: the adapter
 // does that first).
@@ -71,6 +73,18 @@
 // then one start is tried. A call the plugin answers, with or without an
 // error, resets the count. A call that outlives its deadline fails with
 // DEADLINE_EXCEEDED; the process is not restarted for it.
+//
+// # Memory
+//
+// With Config.MemoryBytes, the plugin's RLIMIT_AS is set right after the
+// handshake to its address space at that moment plus MemoryBytes (prlimit
+// on the running process: the Go runtime reserves far more address space
+// at start than it uses, 1.7 GB for 13 MB resident, and does not start
+// under a smaller RLIMIT_AS). A plugin that allocates without bound then
+// dies of the Go runtime's "out of memory", which is logged; the call
+// fails with UNAVAILABLE and the next call restarts it, under the same
+// limit. It bounds address-space growth, not resident memory: a cgroup's
+// memory.max would, where the agent has a delegated cgroup v2.
 //
 // # Host services and logs
 //

@@ -510,10 +510,50 @@ func TestNotifierNeverReceivesKeys(t *testing.T) {
 // TestAgentKilledTakesPluginDown SIGKILLs a host that runs a plugin which
 // started a grandchild in a new session that ignores SIGTERM: the plugin
 // and the grandchild both die (the plugin's pid namespace dies with it).
+// Run as root, it also runs the host as an unprivileged user, whose plugin
+// gets a user namespace with its pid namespace.
 func TestAgentKilledTakesPluginDown(t *testing.T) {
-	state := t.TempDir()
+	t.Run("agent's user", func(t *testing.T) { agentKilled(t, bin.host, bin.notifier, t.TempDir(), nil) })
+	t.Run("unprivileged", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("the agent's user is unprivileged already: see the other subtest")
+		}
+		const nobody = 65534
+		dir, err := os.MkdirTemp("", "gopluginhost-nobody-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var paths []string
+		for _, src := range []string{bin.host, bin.notifier} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(dir, filepath.Base(src))
+			if err := os.WriteFile(dst, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, dst)
+		}
+		state := filepath.Join(dir, "state")
+		if err := os.Mkdir(state, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(state, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		agentKilled(t, paths[0], paths[1], state, &syscall.Credential{Uid: nobody, Gid: nobody})
+	})
+}
+
+func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credential) {
 	marker := fmt.Sprintf("gopluginhost-killed-host-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cmd := exec.Command(bin.host, "-plugin", bin.notifier, "-sha256", bin.sum, "-state", state, "-spawn", marker)
+	cmd := exec.Command(host, "-plugin", plugin, "-sha256", bin.sum, "-state", state, "-spawn", marker)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -696,5 +736,37 @@ func BenchmarkStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		p.Close()
+	}
+}
+
+// TestMemoryLimitKillsHogAndRestarts: a plugin under a memory limit that
+// allocates without bound dies of it (the Go runtime's out of memory), the
+// call fails with UNAVAILABLE, the host goes on, and the next call
+// restarts the plugin, again under the limit.
+func TestMemoryLimitKillsHogAndRestarts(t *testing.T) {
+	p, logs := open(t, func(c *gopluginhost.Config) { c.MemoryBytes = 64 << 20 })
+	_, pid1 := echo(t, p)
+	err := notify(context.Background(), p, "hog")
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "exited during") {
+		t.Fatalf("hog: got %v, want UNAVAILABLE saying the plugin exited (a FAILED_PRECONDITION means it allocated 1 GiB unhindered)", err)
+	}
+	if !waitExit(t, pid1, 5*time.Second) {
+		t.Fatalf("hog pid %d still runs", pid1)
+	}
+	var oom bool
+	for _, r := range logs.records(t) {
+		if r["component"] == "plugin" && strings.Contains(fmt.Sprint(r["msg"]), "out of memory") {
+			oom = true
+		}
+	}
+	if !oom {
+		t.Error("the plugin's out-of-memory error is not in the log")
+	}
+	_, pid2 := echo(t, p)
+	if pid2 == pid1 {
+		t.Fatalf("after the hog the plugin runs as pid %d, want a new process", pid2)
+	}
+	if err := notify(context.Background(), p, "hog"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("hog after the restart: got %v, want UNAVAILABLE: the limit applies to every start", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,16 @@ type Config struct {
 	// BreakerCooldown is how long the open breaker fails calls fast before
 	// one start is tried again. Default: [DefaultBreakerCooldown].
 	BreakerCooldown time.Duration
+	// MemoryBytes bounds the growth of the plugin's address space after
+	// its start: once the go-plugin handshake is done, its RLIMIT_AS is
+	// set to its address space at that moment plus MemoryBytes, so that a
+	// plugin that allocates without bound dies (the Go runtime's "out of
+	// memory") and is restarted, instead of taking the machine's memory.
+	// It is not a bound on resident memory (a cgroup's memory.max would
+	// be): the Go runtime reserves address space in 64 MiB arenas, so the
+	// heap a plugin can reach is MemoryBytes rounded up to the next arena
+	// or so. Linux only. Default: 0 (no limit).
+	MemoryBytes uint64
 	// OnRestart is called each time the process is started again after
 	// it died or failed to start (not for the first start). It must not
 	// block. Default: nothing.
@@ -485,7 +496,22 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 	}
 	rpc, err := client.Client()
 	if err != nil {
-		return fail("starting the plugin process", err)
+		// go-plugin's messages span lines; the log wants one.
+		p.teardown(inst)
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+		if strings.HasPrefix(msg, "timeout while waiting") {
+			msg += fmt.Sprintf(" (no go-plugin handshake within start_timeout %v; the process was killed)", p.cfg.StartTimeout)
+		}
+		return nil, fmt.Errorf("starting the plugin process: %s%s", msg, inst.run.endedNote())
+	}
+	if p.cfg.MemoryBytes > 0 {
+		// After the handshake: the Go runtime reserves its address space
+		// at start, far beyond what it uses (see Config.MemoryBytes).
+		limit, err := limitAddressSpace(inst.run.pid, p.cfg.MemoryBytes)
+		if err != nil {
+			return fail("applying the memory limit", err)
+		}
+		p.log.Debug("plugin address space limited", "pid", inst.run.pid, "rlimit_as", limit)
 	}
 	raw, err := rpc.Dispense(goplugin.PluginName)
 	if err != nil {

@@ -129,6 +129,19 @@ func (r *procRunner) Kill(context.Context) error {
 	return nil
 }
 
+// endedNote says how the process ended, for a start that failed, unless
+// it was by Kill (SIGKILL) or it was never started or waited for.
+func (r *procRunner) endedNote() string {
+	if r == nil || r.run == nil || !r.Exited() {
+		return ""
+	}
+	st := r.run.ProcessState
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		return ""
+	}
+	return fmt.Sprintf("; the plugin process ended by itself (%s)", st)
+}
+
 // Exited reports whether the process has exited and been reaped.
 func (r *procRunner) Exited() bool {
 	select {

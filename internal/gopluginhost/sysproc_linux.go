@@ -1,9 +1,15 @@
 package gopluginhost
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sysProcAttr puts the plugin in its own process group and has the kernel
@@ -40,4 +46,33 @@ func namespaceDenied(err error) bool {
 	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) ||
 		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EUSERS) ||
 		errors.Is(err, syscall.EACCES)
+}
+
+// limitAddressSpace sets pid's RLIMIT_AS to its current address space
+// (VmSize) plus limit, and returns the new limit.
+func limitAddressSpace(pid int, limit uint64) (uint64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var vm uint64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmSize:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("reading VmSize of pid %d: %w", pid, err)
+			}
+			vm = kb << 10
+		}
+	}
+	if vm == 0 {
+		return 0, fmt.Errorf("reading VmSize of pid %d: not in /proc/%d/status", pid, pid)
+	}
+	rl := unix.Rlimit{Cur: vm + limit, Max: vm + limit}
+	if err := unix.Prlimit(pid, unix.RLIMIT_AS, &rl, nil); err != nil {
+		return 0, fmt.Errorf("setting RLIMIT_AS of pid %d: %w", pid, err)
+	}
+	return rl.Cur, nil
 }

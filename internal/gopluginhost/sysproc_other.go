@@ -2,7 +2,10 @@
 
 package gopluginhost
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 // sysProcAttr puts the plugin in its own process group. There is no
 // Pdeathsig and no pid namespace outside Linux: Close kills the group.
@@ -14,3 +17,7 @@ func sysProcAttr(bool) *syscall.SysProcAttr {
 const canIsolate = false
 
 func namespaceDenied(error) bool { return false }
+
+func limitAddressSpace(int, uint64) (uint64, error) {
+	return 0, errors.New("memory limits of subprocess plugins need Linux")
+}

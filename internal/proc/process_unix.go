@@ -101,10 +101,11 @@ func Start(path string, args []string, opts Options) (*Process, error) {
 	return p, nil
 }
 
-// run starts the command and reaps it. The goroutine stays locked to its
-// OS thread while the command runs: Pdeathsig fires when the thread that
-// forked the child exits, and a locked thread is never handed to another
-// goroutine that could make the runtime end it (golang/go#27505).
+// run starts the command (or its reaper) and reaps it. The goroutine stays
+// locked to its OS thread while the command runs: Pdeathsig (without a
+// reaper) fires when the thread that forked the child exits, and a locked
+// thread is never handed to another goroutine that could make the runtime
+// end it (golang/go#27505).
 func (p *Process) run(started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -175,11 +176,12 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-// Stop stops the command's whole process group: SIGTERM to the group, up to
-// grace for the command to exit and the group to empty, then SIGKILL to
-// whatever is left, and it waits until the command has been reaped. It
-// also sweeps up the group's remaining members when the command itself had
-// already exited. Stop is idempotent and safe to call concurrently; every
+// Stop stops the command and what it spawned: on Linux, through the
+// reaper, SIGTERM to every descendant (in any group or session), up to
+// grace for all to exit, then SIGKILL to whatever is left, and it waits
+// until all have been reaped; elsewhere the same for the command's
+// process group, whose remaining members it also sweeps up when the
+// command itself had already exited. Stop is idempotent and safe to call concurrently; every
 // call returns the first call's result: nil when SIGTERM sufficed, an error
 // saying so when SIGKILL was needed or a signal could not be sent.
 func (p *Process) Stop(grace time.Duration) error {

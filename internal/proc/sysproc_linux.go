@@ -8,10 +8,9 @@ import (
 	"syscall"
 )
 
-// sysProcAttr puts the command in its own process group, so that Stop
-// reaches everything it spawned, and has the kernel send it SIGTERM when
-// the thread that started it exits (Pdeathsig), which Start arranges to
-// happen only when the agent itself dies.
+// sysProcAttr is for a command started without the reaper, which on Linux
+// Start never does (useReaper): its own process group, and SIGTERM from
+// the kernel when the thread that started it exits (Pdeathsig).
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }

@@ -19,8 +19,8 @@ type Config struct {
 	// by name ("SIGUSR1" or "USR1"). Default: "" (a running command is left
 	// alone; an exited one is still relaunched). spiffe-helper: renew_signal.
 	Signal string `hcl:"signal,optional" json:"signal,omitempty"`
-	// StopTimeout is how long the command's process group gets between
-	// SIGTERM and SIGKILL at shutdown. Default: "10s".
+	// StopTimeout is how long the command and everything it spawned get
+	// between SIGTERM and SIGKILL at shutdown. Default: "10s".
 	StopTimeout string `hcl:"stop_timeout,optional" json:"stop_timeout"`
 	// Restart says whether the command is restarted as soon as it exits:
 	// "never" (it waits for the next rotation, as spiffe-helper does),

@@ -1,7 +1,8 @@
 // Package exec is the notifier.exec built-in: it runs a command after the
 // first successful write, signals it on each later rotation, relaunches it
-// at the next rotation if it has exited, and stops its whole process group
-// when the agent shuts down. It reproduces spiffe-helper's cmd, cmd_args
+// at the next rotation if it has exited, and stops it and everything it
+// spawned when the agent shuts down or dies (on Linux, through a reaper:
+// see internal/proc). It reproduces spiffe-helper's cmd, cmd_args
 // and renew_signal. With restart = "on-failure" or "always" it is also a
 // supervisor that restarts the command, with a doubling backoff, as soon as
 // it exits.

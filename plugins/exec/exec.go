@@ -254,8 +254,9 @@ func (b *backoff) next(ran time.Duration) time.Duration {
 	return b.cur
 }
 
-// Close stops the command's process group: SIGTERM, then SIGKILL after
-// stop_timeout, and waits until the command has been reaped. It first
+// Close stops the command and everything it spawned: SIGTERM, then
+// SIGKILL after stop_timeout, and waits until all have been reaped (see
+// proc.Process.Stop). It first
 // stops the restart supervisor, so nothing restarts the command during or
 // after Close. It is idempotent (a concurrent call waits for the first),
 // and does nothing if the command never started. Notify fails with

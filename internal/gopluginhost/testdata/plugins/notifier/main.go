@@ -7,6 +7,8 @@
 //	http   GETs ev.Paths[0] through the host; succeeds on 200 "pong"
 //	dump   fails with the event it received, as JSON
 //	log    logs through the host and to stderr
+//	hog    allocates and touches 4 MiB blocks, up to 1 GiB, then fails
+//	       (a memory limit should kill it first)
 //	spawn  starts `sh -c 'trap "" TERM; sleep 1000'` in a new session,
 //	       with SVIDAGENT_TEST_MARKER=ev.Paths[0] in its environment
 //	other  succeeds
@@ -27,6 +29,9 @@ import (
 	"github.com/svidagent/svidagent/sdk"
 	"github.com/svidagent/svidagent/sdk/goplugin"
 )
+
+// hog keeps the "hog" allocations reachable.
+var hog [][]byte
 
 type notifier struct {
 	mu       sync.Mutex
@@ -81,6 +86,15 @@ func (n *notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 			return err
 		}
 		return sdk.Error(sdk.CodeFailedPrecondition, string(b))
+	case "hog":
+		for range 256 {
+			b := make([]byte, 4<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+		return sdk.Error(sdk.CodeFailedPrecondition, "allocated 1 GiB: no memory limit")
 	case "spawn":
 		cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; sleep 1000`)
 		cmd.Env = append(os.Environ(), "SVIDAGENT_TEST_MARKER="+ev.Paths[0])
