@@ -117,7 +117,9 @@ svid "echo" {
 		if len(line) > floodCap+2<<10 {
 			t.Errorf("a %d-byte log line: %.300s…", len(line), line)
 		}
-		if strings.Contains(line, `"msg":"notifying failed`) {
+		// The plugin's own failure; after five, the open breaker's is
+		// another one.
+		if strings.Contains(line, `"msg":"notifying failed`) && !strings.Contains(line, "circuit breaker open") {
 			failed++
 		}
 	}
@@ -135,4 +137,88 @@ func get(url string) ([]byte, int) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return b, resp.StatusCode
+}
+
+// loudPlugin builds testdata/loud, a go-plugin notifier with terminal
+// escapes in its name and in its multi-MiB error.
+var loudPlugin = sync.OnceValues(func() (string, error) {
+	out := filepath.Join(testBinDir, "loud")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/loud")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building testdata/loud: %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+// TestStatusCLIEscapesLivePlugin: a real go-plugin notifier names itself
+// and fails with raw terminal escapes and megabytes of text. The agent's
+// /status carries a bounded, escaped excerpt, and `svidagent status`
+// prints no control byte of it.
+func TestStatusCLIEscapesLivePlugin(t *testing.T) {
+	bin, err := loudPlugin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := hashWith(t, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	writeFile(t, filepath.Join(dir, "agent.hcl"), fmt.Sprintf(`
+state_dir = "state"
+
+health {
+  enabled = true
+  address = %q
+}
+
+plugin "loud" {
+  command = %q
+  sha256  = %q
+}
+
+issuer "dev" {}
+
+svid "web" {
+  spiffe_id = "spiffe://example.org/web"
+  writer "files" {
+    dir = "out"
+  }
+  notifier "loud" {}
+}
+`, addr, bin, sum))
+	p := startAgent(t, dir, "run", "-config", "agent.hcl", "-log-format", "json")
+	base := "http://" + addr
+	var body []byte
+	waitFor(t, 60*time.Second, "the notifier's failure in /status", func() bool {
+		var code int
+		body, code = get(base + "/status")
+		return code == http.StatusOK && strings.Contains(string(body), `pwned`)
+	})
+	if len(body) > 4*floodCap+4<<10 {
+		t.Errorf("/status is %d bytes", len(body))
+	}
+	if !strings.Contains(string(body), `\\x1b]0;pwned\\a\\x1b[2J`) {
+		t.Errorf("/status lacks the escaped error:\n%.2000s", body)
+	}
+
+	out, err := exec.Command(agentBin, "status", "-addr", addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("svidagent status: %v\n%s", err, out)
+	}
+	for i, c := range string(out) {
+		if c != '\n' && (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) {
+			t.Fatalf("svidagent status printed a raw %U at byte %d:\n%q", c, i, out)
+		}
+	}
+	for _, want := range []string{`loud\x1b[31m`, `\x1b]0;pwned\a\x1b[2J`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("svidagent status lacks %q:\n%s", want, out)
+		}
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
 }

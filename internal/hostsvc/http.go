@@ -118,12 +118,12 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 			return nil, err
 		}
 		var errs []error
-		for _, a := range addrs {
+		for i, a := range addrs {
 			if err := h.allowedAddr(host, a, port); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			c, err := dialer.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+			c, err := dialPart(ctx, dialer, network, net.JoinHostPort(a.Unmap().String(), port), len(addrs)-i)
 			if err == nil {
 				return c, nil
 			}
@@ -201,6 +201,20 @@ func (h *HTTP) allowed(host, port string) bool {
 		}
 	}
 	return false
+}
+
+// dialPart dials addr with its share of ctx's remaining time when left
+// addresses, this one included, are still to try, as net.Dialer does for
+// the addresses of a name: one that does not answer leaves time for the
+// next. The share is at least 2s.
+func dialPart(ctx context.Context, d *net.Dialer, network, addr string, left int) (net.Conn, error) {
+	if dl, ok := ctx.Deadline(); ok && left > 1 {
+		share := max(time.Until(dl)/time.Duration(left), 2*time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, share)
+		defer cancel()
+	}
+	return d.DialContext(ctx, network, addr)
 }
 
 // notAllowedError is a dial refused by the allow-list; Request answers it

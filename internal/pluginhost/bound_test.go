@@ -92,3 +92,21 @@ func TestPluginTextIsBounded(t *testing.T) {
 		t.Errorf("Notify: %.200q, want the escaped start and the truncation marker", err)
 	}
 }
+
+func BenchmarkBoundText(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		in   string
+	}{
+		{"clean 40B", "notifying: webhook answered 503 Service"},
+		{"escapes 40B", "notifying: \x1b[31mwebhook\x1b[0m answered 503"},
+		{"huge 4MiB", strings.Repeat("E", 4<<20)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = pluginhost.BoundText(bc.in)
+			}
+		})
+	}
+}
