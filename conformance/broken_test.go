@@ -97,6 +97,30 @@ func TestBroken(t *testing.T) {
 			check:  "memory_flat",
 			reason: "the plugin leaks per call",
 		},
+		{
+			name: "keepsrequests",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("keepsrequests.wasm"), CacheDir: cacheDir}
+			},
+			check:  "memory_flat",
+			reason: "the plugin leaks per call",
+		},
+		{
+			name: "unconfigured",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("unconfigured.wasm"), CacheDir: cacheDir}
+			},
+			check:  "call_before_configure",
+			reason: "Notify before Configure answered OK (<nil>); want FAILED_PRECONDITION",
+		},
+		{
+			name: "unknownmethod",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("unknownmethod.wasm"), CacheDir: cacheDir}
+			},
+			check:  "unknown_method",
+			reason: "the unknown method svidagent.plugin.v1.Plugin/NoSuchMethod answered InvalidArgument",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,9 +23,13 @@
 // and a check that does not apply is skipped with "not applicable: ...".
 //
 // Every plugin: abi_exports (WASM, static, before anything runs),
-// negotiation, describe, validate_rejects_invalid, configure_idempotent,
-// close_after_failed_configure, deadline, memory_flat (WASM: 10,000 calls),
-// malformed_input. Writers: write_idempotent, write_atomic (a concurrent
+// negotiation, describe, validate_rejects_invalid, call_before_configure
+// (FAILED_PRECONDITION), configure_idempotent,
+// close_after_failed_configure, deadline, memory_flat (WASM: 10,000 calls,
+// each request padded with a 4 KiB unknown field, so that a guest that
+// keeps its request buffers fails within a few hundred calls),
+// malformed_input (INVALID_ARGUMENT, never a crash), unknown_method
+// (UNIMPLEMENTED). Writers: write_idempotent, write_atomic (a concurrent
 // reader hammers the files through 200 writes), write_modes,
 // write_reports_paths. Issuers: issue_chain_verifies, issue_spiffe_id,
 // issue_public_key, issue_ttl, issue_backend_down. Notifiers:

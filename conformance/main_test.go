@@ -26,6 +26,9 @@ var builds = []struct {
 	{"nomarker.wasm", "./testdata/broken/nomarker", true},
 	{"noservices.wasm", "./testdata/broken/noservices", true},
 	{"leak.wasm", "./testdata/broken/leak", true},
+	{"keepsrequests.wasm", "./testdata/broken/keepsrequests", true},
+	{"unconfigured.wasm", "./testdata/broken/unconfigured", true},
+	{"unknownmethod.wasm", "./testdata/broken/unknownmethod", true},
 	{"acceptall", "./testdata/broken/cmd/acceptall", false},
 }
 
