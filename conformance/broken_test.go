@@ -54,6 +54,15 @@ func TestBroken(t *testing.T) {
 			others: []string{"close_after_failed_configure", "notify_errors"},
 		},
 		{
+			name: "badexample",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Impl: sdkbugs.NoConfig{},
+					Info: sdk.Info{Name: "badexample", Version: "1", ExampleConfigJSON: []byte(`["not","an","object"]`)}}
+			},
+			check:  "describe",
+			reason: `example_config_json "[\"not\",\"an\",\"object\"]" is not a JSON object`,
+		},
+		{
 			name: "nonidempotent",
 			target: func(*testing.T) conformance.Target {
 				return conformance.Target{Kind: hostapi.KindNotifier, NewImpl: func() any { return &sdkbugs.NonIdempotent{} }, Info: sdk.Info{Name: "nonidempotent", Version: "1"}}

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -123,6 +124,17 @@ func (s *suite) checkNegotiation(ctx context.Context) outcome {
 	}
 	defer p.Close()
 	s.info = p.Info()
+	// The example config is not part of pluginhost.Info: ask again.
+	var desc pluginv1.DescribeResponse
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodDescribe, &pluginv1.DescribeRequest{HostServices: s.hostServices()}, &desc); err != nil {
+		return fail("a second Describe failed: %v", err)
+	}
+	s.example = desc.GetExampleConfigJson()
+	if !s.configGiven && isObject(s.example) {
+		s.t.ConfigJSON, s.exampleUsed = s.example, true
+	}
 	want := pluginhost.SupportedServices(s.t.Kind)
 	if !slices.Contains(s.info.Services, pluginhost.ServicePlugin) || !slices.ContainsFunc(want, func(w string) bool { return slices.Contains(s.info.Services, w) }) {
 		return fail("Describe lists %v; want %s and one of %v", s.info.Services, pluginhost.ServicePlugin, want)
@@ -148,6 +160,9 @@ func (s *suite) checkDescribe() outcome {
 		if !serviceName.MatchString(svc) {
 			problems = append(problems, fmt.Sprintf("service %q is not fully qualified (want package.Service, e.g. %s)", svc, pluginhost.ServicePlugin))
 		}
+	}
+	if len(s.example) > 0 && !isObject(s.example) {
+		problems = append(problems, fmt.Sprintf("example_config_json %q is not a JSON object", s.example))
 	}
 	if len(problems) > 0 {
 		return fail("Describe is malformed: %s", strings.Join(problems, "; "))
@@ -175,7 +190,7 @@ func (s *suite) checkValidate(ctx context.Context) outcome {
 	}
 	defer p.Close()
 	if err := p.Validate(ctx, s.t.ConfigJSON); err != nil {
-		return fail("Validate rejected the valid config %s: %v", s.t.ConfigJSON, err)
+		return fail("Validate rejected %s %s: %v", s.configSource(), s.t.ConfigJSON, err)
 	}
 	err = p.Validate(ctx, s.t.InvalidConfigJSON)
 	if err == nil {
@@ -193,11 +208,25 @@ func (s *suite) checkValidate(ctx context.Context) outcome {
 	return pass()
 }
 
+// isObject reports whether b is a JSON object, as a config block is.
+func isObject(b []byte) bool {
+	var obj map[string]json.RawMessage
+	return json.Unmarshal(b, &obj) == nil && obj != nil
+}
+
+// configSource names where ConfigJSON came from, for failure reasons.
+func (s *suite) configSource() string {
+	if s.exampleUsed {
+		return "the example config from Describe"
+	}
+	return "the valid config"
+}
+
 // opened opens the plugin with ConfigJSON.
 func (s *suite) opened(ctx context.Context) (*pluginhost.Plugin, *instance, error) {
 	p, inst, err := s.open(ctx, s.t.ConfigJSON)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the plugin with the valid config: %w", err)
+		return nil, nil, fmt.Errorf("opening the plugin with %s: %w", s.configSource(), err)
 	}
 	return p, inst, nil
 }

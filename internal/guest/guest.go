@@ -97,6 +97,9 @@ func New(info sdk.Info, impl any, host HostCaller) (*Dispatcher, error) {
 	if impl == nil {
 		return nil, errors.New("creating the plugin dispatcher: the plugin implementation is nil")
 	}
+	if len(info.ExampleConfigJSON) > 0 && !json.Valid(info.ExampleConfigJSON) {
+		return nil, fmt.Errorf("creating the plugin dispatcher: sdk.Info.ExampleConfigJSON is not valid JSON: %q", info.ExampleConfigJSON)
+	}
 	var kinds []hostapi.Kind
 	if _, ok := impl.(hostapi.Issuer); ok {
 		kinds = append(kinds, hostapi.KindIssuer)
@@ -207,8 +210,9 @@ func (d *Dispatcher) kindMethod() string {
 func (d *Dispatcher) describe() *pluginv1.DescribeResponse {
 	return &pluginv1.DescribeResponse{
 		Name: d.info.Name, Version: d.info.Version,
-		Services:     []string{ServicePlugin, d.service},
-		Capabilities: slices.Clone(d.info.Capabilities),
+		Services:          []string{ServicePlugin, d.service},
+		Capabilities:      slices.Clone(d.info.Capabilities),
+		ExampleConfigJson: bytes.Clone(d.info.ExampleConfigJSON),
 	}
 }
 

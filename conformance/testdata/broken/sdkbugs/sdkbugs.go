@@ -33,6 +33,13 @@ func (AcceptAll) Validate([]byte) hostapi.FieldErrors                  { return 
 func (AcceptAll) Configure(context.Context, []byte) error              { return nil }
 func (AcceptAll) Notify(context.Context, *hostapi.RotationEvent) error { return nil }
 
+// NoConfig is a notifier that takes no config and does nothing. It is
+// not broken itself: fixture badexample gives it an example config in
+// its Info that is not a JSON object.
+type NoConfig struct{}
+
+func (NoConfig) Notify(context.Context, *hostapi.RotationEvent) error { return nil }
+
 // NonIdempotent is a notifier whose second Configure fails.
 type NonIdempotent struct {
 	mu         sync.Mutex
