@@ -51,7 +51,7 @@ func TestBroken(t *testing.T) {
 			},
 			check:  "validate_rejects_invalid",
 			reason: `Validate accepted the invalid config {"svidagent_conformance_unknown_attribute":true}`,
-			others: []string{"close_after_failed_configure", "notify_errors"},
+			others: []string{"validate_rejects_unknown_key", "failed_configure_keeps_config", "close_after_failed_configure", "notify_errors"},
 		},
 		{
 			name: "badexample",
@@ -61,6 +61,23 @@ func TestBroken(t *testing.T) {
 			},
 			check:  "describe",
 			reason: `example_config_json "[\"not\",\"an\",\"object\"]" is not a JSON object`,
+		},
+		{
+			name: "ignoresunknown",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Impl: sdkbugs.IgnoresUnknown{}, Info: sdk.Info{Name: "ignoresunknown", Version: "1"},
+					ConfigJSON: []byte(`{"message":"hi"}`), InvalidConfigJSON: []byte(`{"message":""}`)}
+			},
+			check:  "validate_rejects_unknown_key",
+			reason: `Validate accepted the valid config {"message":"hi"} with the unknown attribute "svidagent_conformance_unknown_attribute"`,
+		},
+		{
+			name: "forgetsconfig",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("forgetsconfig.wasm"), CacheDir: cacheDir}
+			},
+			check:  "failed_configure_keeps_config",
+			reason: "after a failed re-Configure, the previous config must stay in effect, but calling Notify",
 		},
 		{
 			name: "nonidempotent",

@@ -56,8 +56,9 @@ const (
 var Checks = struct {
 	Common, Writer, Issuer, Notifier []string
 }{
-	Common: []string{"abi_exports", "negotiation", "describe", "validate_rejects_invalid", "call_before_configure",
-		"configure_idempotent", "close_after_failed_configure", "deadline", "memory_flat", "malformed_input", "unknown_method"},
+	Common: []string{"abi_exports", "negotiation", "describe", "validate_rejects_invalid", "validate_rejects_unknown_key",
+		"call_before_configure", "configure_idempotent", "failed_configure_keeps_config", "close_after_failed_configure",
+		"deadline", "memory_flat", "malformed_input", "unknown_method"},
 	Writer:   []string{"write_reports_paths", "write_idempotent", "write_modes", "write_atomic"},
 	Issuer:   []string{"issue_chain_verifies", "issue_spiffe_id", "issue_public_key", "issue_ttl", "issue_backend_down"},
 	Notifier: []string{"notify_no_key_material", "notify_errors"},
@@ -82,8 +83,10 @@ func (s *suite) run(ctx context.Context, r reporter) {
 	}
 	r.check("describe", guard(s.checkDescribe))
 	r.check("validate_rejects_invalid", guard(func() outcome { return s.checkValidate(ctx) }))
+	r.check("validate_rejects_unknown_key", guard(func() outcome { return s.checkUnknownKey(ctx) }))
 	r.check("call_before_configure", guard(func() outcome { return s.checkBeforeConfigure(ctx) }))
 	r.check("configure_idempotent", guard(func() outcome { return s.checkConfigureTwice(ctx) }))
+	r.check("failed_configure_keeps_config", guard(func() outcome { return s.checkFailedReconfigure(ctx) }))
 	r.check("close_after_failed_configure", guard(func() outcome { return s.checkCloseAfterFailedConfigure(ctx) }))
 	r.check("deadline", guard(func() outcome { return s.checkDeadline(ctx) }))
 	r.check("memory_flat", guard(func() outcome { return s.checkMemory(ctx) }))
@@ -229,6 +232,56 @@ func (s *suite) opened(ctx context.Context) (*pluginhost.Plugin, *instance, erro
 		return nil, nil, fmt.Errorf("opening the plugin with %s: %w", s.configSource(), err)
 	}
 	return p, inst, nil
+}
+
+// unknownKey is the attribute no plugin knows.
+const unknownKey = "svidagent_conformance_unknown_attribute"
+
+// checkUnknownKey adds one unknown attribute to the valid config: ABI.md
+// §6 requires Validate to answer it as a problem, so that a typo in a
+// config block is reported instead of ignored.
+func (s *suite) checkUnknownKey(ctx context.Context) outcome {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(s.t.ConfigJSON, &obj); err != nil || obj == nil {
+		return skip("the valid config %s is not a JSON object", s.t.ConfigJSON)
+	}
+	obj[unknownKey] = json.RawMessage("true")
+	withUnknown, err := json.Marshal(obj)
+	if err != nil {
+		return fail("encoding the config: %v", err)
+	}
+	p, _, err := s.negotiated(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	err = p.Validate(ctx, withUnknown)
+	if err == nil {
+		return fail("Validate accepted %s %s with the unknown attribute %q; unknown attributes must be answered as problems", s.configSource(), s.t.ConfigJSON, unknownKey)
+	}
+	if hostapi.AsFieldErrors(err) == nil {
+		return fail("Validate failed instead of answering problems: %v", err)
+	}
+	return pass()
+}
+
+// checkFailedReconfigure configures the plugin, then fails a second
+// Configure: ABI.md §6 requires the previous config to stay in effect.
+func (s *suite) checkFailedReconfigure(ctx context.Context) outcome {
+	p, inst, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
+		return fail("Configure accepted the invalid config %s", s.t.InvalidConfigJSON)
+	}
+	if err := s.kindCall(cctx, p); err != nil {
+		return fail("after a failed re-Configure, the previous config must stay in effect, but %v", err)
+	}
+	return pass()
 }
 
 // checkBeforeConfigure makes a well-formed call of the kind's service

@@ -29,6 +29,7 @@ var builds = []struct {
 	{"keepsrequests.wasm", "./testdata/broken/keepsrequests", true},
 	{"unconfigured.wasm", "./testdata/broken/unconfigured", true},
 	{"unknownmethod.wasm", "./testdata/broken/unknownmethod", true},
+	{"forgetsconfig.wasm", "./testdata/broken/forgetsconfig", true},
 	{"writer-template.wasm", "../sdk/templates/writer", true},
 	{"acceptall", "./testdata/broken/cmd/acceptall", false},
 }

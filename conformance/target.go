@@ -112,7 +112,7 @@ type suite struct {
 	example     []byte
 	exampleUsed bool
 	configGiven bool
-	creds    *testCreds
+	creds       *testCreds
 }
 
 // newSuite validates t and applies its defaults.
@@ -148,7 +148,7 @@ func newSuite(t Target) (*suite, error) {
 		s.t.ConfigJSON = []byte("{}")
 	}
 	if len(s.t.InvalidConfigJSON) == 0 {
-		s.t.InvalidConfigJSON = []byte(`{"svidagent_conformance_unknown_attribute":true}`)
+		s.t.InvalidConfigJSON = []byte(`{"` + unknownKey + `":true}`)
 	}
 	if s.t.Info.Name == "" {
 		s.t.Info.Name = "inprocess"

@@ -50,8 +50,8 @@ func TestConformanceCommand(t *testing.T) {
 		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 			t.Fatalf("decoding the JSON report: %v\n%s", err, stdout.String())
 		}
-		if rep.Target != "notifier-webhook" || len(rep.Results) != 13 {
-			t.Errorf("report target %q with %d results; want notifier-webhook with 13", rep.Target, len(rep.Results))
+		if rep.Target != "notifier-webhook" || len(rep.Results) != 15 {
+			t.Errorf("report target %q with %d results; want notifier-webhook with 15", rep.Target, len(rep.Results))
 		}
 		b, err := os.ReadFile(junit)
 		if err != nil {
@@ -69,7 +69,7 @@ func TestConformanceCommand(t *testing.T) {
 		if err := xml.Unmarshal(b, &j); err != nil {
 			t.Fatalf("decoding the JUnit report: %v\n%s", err, b)
 		}
-		if len(j.Suites) != 1 || j.Suites[0].Tests != 13 || j.Suites[0].Failures != 0 || j.Suites[0].Cases[0].Name != "abi_exports" {
+		if len(j.Suites) != 1 || j.Suites[0].Tests != 15 || j.Suites[0].Failures != 0 || j.Suites[0].Cases[0].Name != "abi_exports" {
 			t.Errorf("JUnit report: %+v", j)
 		}
 	})

@@ -21,6 +21,9 @@ type Notifier struct {
 	// UnknownMethod is the code an unknown method gets. Default: 12
 	// (UNIMPLEMENTED).
 	UnknownMethod uint32
+	// ForgetOnFailure drops the previous config when a Configure fails,
+	// instead of keeping it in effect.
+	ForgetOnFailure bool
 
 	configured bool
 }
@@ -47,6 +50,9 @@ func (n *Notifier) Handle(method string, payload []byte) (uint32, string, []byte
 			return 3, "decoding ConfigureRequest: " + err.Error(), nil
 		}
 		if s := string(req.GetConfigJson()); s != "{}" && s != "" {
+			if n.ForgetOnFailure {
+				n.configured = false
+			}
 			return 3, "this plugin takes no configuration", nil
 		}
 		n.configured = true
