@@ -51,7 +51,33 @@ func TestBroken(t *testing.T) {
 			},
 			check:  "validate_rejects_invalid",
 			reason: `Validate accepted the invalid config {"svidagent_conformance_unknown_attribute":true}`,
-			others: []string{"close_after_failed_configure", "notify_errors"},
+			others: []string{"validate_rejects_unknown_key", "failed_configure_keeps_config", "close_after_failed_configure", "notify_errors"},
+		},
+		{
+			name: "badexample",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Impl: sdkbugs.NoConfig{},
+					Info: sdk.Info{Name: "badexample", Version: "1", ExampleConfigJSON: []byte(`["not","an","object"]`)}}
+			},
+			check:  "describe",
+			reason: `example_config_json "[\"not\",\"an\",\"object\"]" is not a JSON object`,
+		},
+		{
+			name: "ignoresunknown",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Impl: sdkbugs.IgnoresUnknown{}, Info: sdk.Info{Name: "ignoresunknown", Version: "1"},
+					ConfigJSON: []byte(`{"message":"hi"}`), InvalidConfigJSON: []byte(`{"message":""}`)}
+			},
+			check:  "validate_rejects_unknown_key",
+			reason: `Validate accepted the valid config {"message":"hi"} with the unknown attribute "svidagent_conformance_unknown_attribute"`,
+		},
+		{
+			name: "forgetsconfig",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("forgetsconfig.wasm"), CacheDir: cacheDir}
+			},
+			check:  "failed_configure_keeps_config",
+			reason: "after a failed re-Configure, the previous config must stay in effect, but calling Notify",
 		},
 		{
 			name: "nonidempotent",
@@ -96,6 +122,30 @@ func TestBroken(t *testing.T) {
 			},
 			check:  "memory_flat",
 			reason: "the plugin leaks per call",
+		},
+		{
+			name: "keepsrequests",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("keepsrequests.wasm"), CacheDir: cacheDir}
+			},
+			check:  "memory_flat",
+			reason: "the plugin leaks per call",
+		},
+		{
+			name: "unconfigured",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("unconfigured.wasm"), CacheDir: cacheDir}
+			},
+			check:  "call_before_configure",
+			reason: "Notify before Configure answered OK (<nil>); want FAILED_PRECONDITION",
+		},
+		{
+			name: "unknownmethod",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("unknownmethod.wasm"), CacheDir: cacheDir}
+			},
+			check:  "unknown_method",
+			reason: "the unknown method svidagent.plugin.v1.Plugin/NoSuchMethod answered InvalidArgument",
 		},
 	}
 	for _, tt := range tests {

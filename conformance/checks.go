@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -17,7 +18,9 @@ import (
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/wasmhost"
 	"github.com/svidagent/svidagent/internal/wire"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -37,6 +40,15 @@ const (
 	// maxMemoryGrowth bounds the growth of a WASM instance's linear memory
 	// over memoryCalls.
 	maxMemoryGrowth = 2 << 20
+	// memoryPad is the size of an unknown field memory_flat adds to each
+	// request (guests skip unknown fields, ABI.md §4). A guest that never
+	// frees its request buffers (§3) then grows by more than memoryPad per
+	// call: past maxMemoryGrowth within 512 calls, 20 times sooner than
+	// the bound allows.
+	memoryPad = 4 << 10
+	// memorySample is how often, in calls, memory_flat reads the size of
+	// linear memory; it fails as soon as the growth reaches the bound.
+	memorySample = 100
 )
 
 // Checks lists the names of the checks, in the order they run, for every
@@ -44,8 +56,9 @@ const (
 var Checks = struct {
 	Common, Writer, Issuer, Notifier []string
 }{
-	Common: []string{"abi_exports", "negotiation", "describe", "validate_rejects_invalid", "configure_idempotent",
-		"close_after_failed_configure", "deadline", "memory_flat", "malformed_input"},
+	Common: []string{"abi_exports", "negotiation", "describe", "validate_rejects_invalid", "validate_rejects_unknown_key",
+		"call_before_configure", "configure_idempotent", "failed_configure_keeps_config", "close_after_failed_configure",
+		"deadline", "memory_flat", "malformed_input", "unknown_method"},
 	Writer:   []string{"write_reports_paths", "write_idempotent", "write_modes", "write_atomic"},
 	Issuer:   []string{"issue_chain_verifies", "issue_spiffe_id", "issue_public_key", "issue_ttl", "issue_backend_down"},
 	Notifier: []string{"notify_no_key_material", "notify_errors"},
@@ -70,11 +83,15 @@ func (s *suite) run(ctx context.Context, r reporter) {
 	}
 	r.check("describe", guard(s.checkDescribe))
 	r.check("validate_rejects_invalid", guard(func() outcome { return s.checkValidate(ctx) }))
+	r.check("validate_rejects_unknown_key", guard(func() outcome { return s.checkUnknownKey(ctx) }))
+	r.check("call_before_configure", guard(func() outcome { return s.checkBeforeConfigure(ctx) }))
 	r.check("configure_idempotent", guard(func() outcome { return s.checkConfigureTwice(ctx) }))
+	r.check("failed_configure_keeps_config", guard(func() outcome { return s.checkFailedReconfigure(ctx) }))
 	r.check("close_after_failed_configure", guard(func() outcome { return s.checkCloseAfterFailedConfigure(ctx) }))
 	r.check("deadline", guard(func() outcome { return s.checkDeadline(ctx) }))
 	r.check("memory_flat", guard(func() outcome { return s.checkMemory(ctx) }))
 	r.check("malformed_input", guard(func() outcome { return s.checkMalformed(ctx) }))
+	r.check("unknown_method", guard(func() outcome { return s.checkUnknownMethod(ctx) }))
 	switch s.t.Kind {
 	case hostapi.KindWriter:
 		s.runWriter(ctx, r, guard)
@@ -110,6 +127,17 @@ func (s *suite) checkNegotiation(ctx context.Context) outcome {
 	}
 	defer p.Close()
 	s.info = p.Info()
+	// The example config is not part of pluginhost.Info: ask again.
+	var desc pluginv1.DescribeResponse
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodDescribe, &pluginv1.DescribeRequest{HostServices: s.hostServices()}, &desc); err != nil {
+		return fail("a second Describe failed: %v", err)
+	}
+	s.example = desc.GetExampleConfigJson()
+	if !s.configGiven && isObject(s.example) {
+		s.t.ConfigJSON, s.exampleUsed = s.example, true
+	}
 	want := pluginhost.SupportedServices(s.t.Kind)
 	if !slices.Contains(s.info.Services, pluginhost.ServicePlugin) || !slices.ContainsFunc(want, func(w string) bool { return slices.Contains(s.info.Services, w) }) {
 		return fail("Describe lists %v; want %s and one of %v", s.info.Services, pluginhost.ServicePlugin, want)
@@ -135,6 +163,9 @@ func (s *suite) checkDescribe() outcome {
 		if !serviceName.MatchString(svc) {
 			problems = append(problems, fmt.Sprintf("service %q is not fully qualified (want package.Service, e.g. %s)", svc, pluginhost.ServicePlugin))
 		}
+	}
+	if len(s.example) > 0 && !isObject(s.example) {
+		problems = append(problems, fmt.Sprintf("example_config_json %q is not a JSON object", s.example))
 	}
 	if len(problems) > 0 {
 		return fail("Describe is malformed: %s", strings.Join(problems, "; "))
@@ -162,7 +193,7 @@ func (s *suite) checkValidate(ctx context.Context) outcome {
 	}
 	defer p.Close()
 	if err := p.Validate(ctx, s.t.ConfigJSON); err != nil {
-		return fail("Validate rejected the valid config %s: %v", s.t.ConfigJSON, err)
+		return fail("Validate rejected %s %s: %v", s.configSource(), s.t.ConfigJSON, err)
 	}
 	err = p.Validate(ctx, s.t.InvalidConfigJSON)
 	if err == nil {
@@ -180,13 +211,127 @@ func (s *suite) checkValidate(ctx context.Context) outcome {
 	return pass()
 }
 
+// isObject reports whether b is a JSON object, as a config block is.
+func isObject(b []byte) bool {
+	var obj map[string]json.RawMessage
+	return json.Unmarshal(b, &obj) == nil && obj != nil
+}
+
+// configSource names where ConfigJSON came from, for failure reasons.
+func (s *suite) configSource() string {
+	if s.exampleUsed {
+		return "the example config from Describe"
+	}
+	return "the valid config"
+}
+
 // opened opens the plugin with ConfigJSON.
 func (s *suite) opened(ctx context.Context) (*pluginhost.Plugin, *instance, error) {
 	p, inst, err := s.open(ctx, s.t.ConfigJSON)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the plugin with the valid config: %w", err)
+		return nil, nil, fmt.Errorf("opening the plugin with %s: %w", s.configSource(), err)
 	}
 	return p, inst, nil
+}
+
+// unknownKey is the attribute no plugin knows.
+const unknownKey = "svidagent_conformance_unknown_attribute"
+
+// checkUnknownKey adds one unknown attribute to the valid config: ABI.md
+// §6 requires Validate to answer it as a problem, so that a typo in a
+// config block is reported instead of ignored.
+func (s *suite) checkUnknownKey(ctx context.Context) outcome {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(s.t.ConfigJSON, &obj); err != nil || obj == nil {
+		return skip("the valid config %s is not a JSON object", s.t.ConfigJSON)
+	}
+	obj[unknownKey] = json.RawMessage("true")
+	withUnknown, err := json.Marshal(obj)
+	if err != nil {
+		return fail("encoding the config: %v", err)
+	}
+	p, _, err := s.negotiated(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	err = p.Validate(ctx, withUnknown)
+	if err == nil {
+		return fail("Validate accepted %s %s with the unknown attribute %q; unknown attributes must be answered as problems", s.configSource(), s.t.ConfigJSON, unknownKey)
+	}
+	if hostapi.AsFieldErrors(err) == nil {
+		return fail("Validate failed instead of answering problems: %v", err)
+	}
+	return pass()
+}
+
+// checkFailedReconfigure configures the plugin, then fails a second
+// Configure: ABI.md §6 requires the previous config to stay in effect.
+func (s *suite) checkFailedReconfigure(ctx context.Context) outcome {
+	p, inst, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
+		return fail("Configure accepted the invalid config %s", s.t.InvalidConfigJSON)
+	}
+	if err := s.kindCall(cctx, p); err != nil {
+		return fail("after a failed re-Configure, the previous config must stay in effect, but %v", err)
+	}
+	return pass()
+}
+
+// checkBeforeConfigure makes a well-formed call of the kind's service
+// before any Configure: ABI.md §6 requires FAILED_PRECONDITION.
+func (s *suite) checkBeforeConfigure(ctx context.Context) outcome {
+	p, inst, err := s.negotiated(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	method, req, resp, err := s.kindRequest()
+	if err != nil {
+		return fail("%v", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	err = inst.conn.Invoke(cctx, method, req, resp)
+	if code := status.Code(err); code != codes.FailedPrecondition {
+		return fail("%s before Configure answered %s (%v); want FAILED_PRECONDITION", short(method), code, err)
+	}
+	return pass()
+}
+
+// kindRequest returns a well-formed call of the kind's service, as the
+// host encodes it.
+func (s *suite) kindRequest() (method string, req, resp proto.Message, err error) {
+	switch s.t.Kind {
+	case hostapi.KindNotifier:
+		sv, err := s.creds.svid(3)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return pluginhost.MethodNotify, wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"})), &notifierv1.NotifyResponse{}, nil
+	case hostapi.KindWriter:
+		set, err := s.creds.set(4)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		wr, err := wire.CredentialSetToProto(set)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return pluginhost.MethodWrite, wr, &writerv1.WriteResponse{}, nil
+	default:
+		ir, _, err := s.issueRequest()
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return pluginhost.MethodIssue, wire.IssueRequestToProto(ir), &issuerv1.IssueResponse{}, nil
+	}
 }
 
 func (s *suite) checkConfigureTwice(ctx context.Context) outcome {
@@ -268,18 +413,21 @@ func (s *suite) checkMemory(ctx context.Context) outcome {
 	if !ok {
 		return fail("the instance was discarded while warming up")
 	}
-	for i := range memoryCalls {
+	for i := 1; i <= memoryCalls; i++ {
 		if err := call(warmUp + i); err != nil {
 			return fail("%v", err)
 		}
-	}
-	after, ok := inst.wasm.MemoryBytes()
-	if !ok {
-		return fail("the instance was discarded during %d calls", memoryCalls)
-	}
-	if growth := int64(after) - int64(before); growth >= maxMemoryGrowth {
-		return fail("linear memory grew by %.1f MiB (%.1f to %.1f MiB) over %d %s calls; the bound is %d MiB: the plugin leaks per call",
-			float64(growth)/(1<<20), float64(before)/(1<<20), float64(after)/(1<<20), memoryCalls, short(method), maxMemoryGrowth>>20)
+		if i%memorySample != 0 && i != memoryCalls {
+			continue
+		}
+		after, ok := inst.wasm.MemoryBytes()
+		if !ok {
+			return fail("the instance was discarded during %d calls", i)
+		}
+		if growth := int64(after) - int64(before); growth >= maxMemoryGrowth {
+			return fail("linear memory grew by %.1f MiB (%.1f to %.1f MiB) over %d %s calls with %d KiB requests; the bound is %d MiB over %d calls: the plugin leaks per call",
+				float64(growth)/(1<<20), float64(before)/(1<<20), float64(after)/(1<<20), i, short(method), memoryPad>>10, maxMemoryGrowth>>20, memoryCalls)
+		}
 	}
 	return pass()
 }
@@ -287,12 +435,27 @@ func (s *suite) checkMemory(ctx context.Context) outcome {
 // cheapCall is the call memory_flat repeats: Notify for a notifier (what
 // the agent calls most), Validate for the others (a write or an issue per
 // call would measure the disk or the backend).
+//
+// The request carries memoryPad bytes of an unknown field.
 func (s *suite) cheapCall() (string, proto.Message, proto.Message) {
 	if s.t.Kind == hostapi.KindNotifier {
 		sv, _ := s.creds.svid(2)
-		return pluginhost.MethodNotify, wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"})), &notifierv1.NotifyResponse{}
+		return pluginhost.MethodNotify, padded(wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"}))), &notifierv1.NotifyResponse{}
 	}
-	return pluginhost.MethodValidate, &pluginv1.ValidateRequest{ConfigJson: s.t.ConfigJSON}, &pluginv1.ValidateResponse{}
+	return pluginhost.MethodValidate, padded(&pluginv1.ValidateRequest{ConfigJson: s.t.ConfigJSON}), &pluginv1.ValidateResponse{}
+}
+
+// padField is the field number of the padding: far above any field v1
+// will define.
+const padField = 536870000
+
+// padded returns m with a length-delimited unknown field of memoryPad
+// bytes appended.
+func padded(m proto.Message) proto.Message {
+	b := protowire.AppendTag(nil, padField, protowire.BytesType)
+	b = protowire.AppendBytes(b, make([]byte, memoryPad))
+	m.ProtoReflect().SetUnknown(append(m.ProtoReflect().GetUnknown(), b...))
+	return m
 }
 
 func short(method string) string { return method[strings.LastIndexByte(method, '/')+1:] }
@@ -337,14 +500,13 @@ func (s *suite) checkMalformed(ctx context.Context) outcome {
 		{"random bytes to " + short(kind), kind, garbage(1), kresp, true},
 		{"random bytes to Validate", pluginhost.MethodValidate, garbage(2), &pluginv1.ValidateResponse{}, true},
 		{"a message of the wrong type to " + short(kind), kind, wrongType, kresp, false},
-		{"an unknown method", "/svidagent.plugin.v1.Plugin/NoSuchMethod", &pluginv1.DescribeRequest{}, &pluginv1.DescribeResponse{}, true},
 	}
 	for _, sd := range sends {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		err := inst.conn.Invoke(cctx, sd.method, sd.req, sd.resp)
 		cancel()
 		if sd.mustFail && err == nil {
-			return fail("%s was answered OK; want an error status (INVALID_ARGUMENT or UNIMPLEMENTED)", sd.what)
+			return fail("%s was answered OK; want INVALID_ARGUMENT", sd.what)
 		}
 		if err != nil && inst.wasm != nil && strings.Contains(status.Convert(err).Message(), "instance was discarded") {
 			return fail("%s crashed the plugin: %v", sd.what, err)
@@ -387,4 +549,28 @@ func (s *suite) kindCall(ctx context.Context, p *pluginhost.Plugin) error {
 		}
 	}
 	return nil
+}
+
+// checkUnknownMethod calls methods the plugin cannot know: ABI.md §4
+// requires UNIMPLEMENTED, and the plugin keeps working.
+func (s *suite) checkUnknownMethod(ctx context.Context) outcome {
+	p, inst, err := s.opened(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	for _, m := range []string{"/svidagent.plugin.v1.Plugin/NoSuchMethod", "/svidagent.plugin.conformance.v9.Nothing/Call"} {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := inst.conn.Invoke(cctx, m, &pluginv1.DescribeRequest{}, &pluginv1.DescribeResponse{})
+		cancel()
+		if code := status.Code(err); code != codes.Unimplemented {
+			return fail("the unknown method %s answered %s (%v); want UNIMPLEMENTED", m[1:], code, err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := s.kindCall(cctx, p); err != nil {
+		return fail("after an unknown method, a well-formed call failed: %v", err)
+	}
+	return pass()
 }

@@ -26,6 +26,11 @@ var builds = []struct {
 	{"nomarker.wasm", "./testdata/broken/nomarker", true},
 	{"noservices.wasm", "./testdata/broken/noservices", true},
 	{"leak.wasm", "./testdata/broken/leak", true},
+	{"keepsrequests.wasm", "./testdata/broken/keepsrequests", true},
+	{"unconfigured.wasm", "./testdata/broken/unconfigured", true},
+	{"unknownmethod.wasm", "./testdata/broken/unknownmethod", true},
+	{"forgetsconfig.wasm", "./testdata/broken/forgetsconfig", true},
+	{"writer-template.wasm", "../sdk/templates/writer", true},
 	{"acceptall", "./testdata/broken/cmd/acceptall", false},
 }
 

@@ -37,6 +37,9 @@ type Report struct {
 	Target  string   `json:"target"`
 	Kind    string   `json:"kind"`
 	Results []Result `json:"results"`
+	// ExampleConfig is the plugin's example config from Describe when the
+	// checks ran with it (the target set no ConfigJSON); empty otherwise.
+	ExampleConfig string `json:"example_config,omitempty"`
 }
 
 // Failed reports whether any check failed.
@@ -120,6 +123,9 @@ func Run(t *testing.T, target Target) {
 	defer s.close()
 	ctx := t.Context()
 	s.run(ctx, tReporter{t})
+	if s.exampleUsed {
+		t.Logf("ran with the example config from Describe: %s", s.t.ConfigJSON)
+	}
 }
 
 // Check runs every check that applies to target and returns the report.
@@ -133,6 +139,9 @@ func Check(ctx context.Context, target Target) (*Report, error) {
 	defer s.close()
 	r := &Report{Target: s.name(), Kind: string(target.Kind)}
 	s.run(ctx, collector{r})
+	if s.exampleUsed {
+		r.ExampleConfig = string(s.t.ConfigJSON)
+	}
 	return r, nil
 }
 

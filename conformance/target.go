@@ -40,7 +40,9 @@ type Target struct {
 	Info sdk.Info
 	// SHA256 pins Path. Default: computed from the file.
 	SHA256 string
-	// ConfigJSON is a valid config block, as JSON. Default: "{}".
+	// ConfigJSON is a valid config block, as JSON. Default: the example
+	// config the plugin answers in Describe (example_config_json,
+	// sdk.Info.ExampleConfigJSON), else "{}".
 	ConfigJSON []byte
 	// InvalidConfigJSON is a config the plugin must reject in Validate
 	// and Configure. Default: an object with one unknown attribute.
@@ -71,7 +73,9 @@ type Target struct {
 	// Writers.
 
 	// OutputDir is the directory the writer's config writes to; a WASM
-	// writer gets it preopened as /out. Required for writers.
+	// writer gets it preopened as /out. It is created (0700) if missing.
+	// Default: a temporary directory, removed after the run (a go-plugin
+	// writer, whose config names its directory, needs it set).
 	OutputDir string
 	// Modes are the modes the config asks for, by file name. Without
 	// them, write_modes checks that a file holding a private key is
@@ -103,7 +107,12 @@ type suite struct {
 	stateDir string // go-plugin pins; removed by close
 	tmpDirs  []string
 	info     pluginhost.Info // from the negotiation check; zero until then
-	creds    *testCreds
+	// example is the plugin's example config from Describe; it is
+	// ConfigJSON when the target set none (exampleUsed).
+	example     []byte
+	exampleUsed bool
+	configGiven bool
+	creds       *testCreds
 }
 
 // newSuite validates t and applies its defaults.
@@ -134,11 +143,12 @@ func newSuite(t Target) (*suite, error) {
 	if n != 1 {
 		return nil, fmt.Errorf("configuring the conformance target: set exactly one of Path, Impl and NewImpl (%d set)", n)
 	}
-	if len(s.t.ConfigJSON) == 0 {
+	s.configGiven = len(s.t.ConfigJSON) > 0
+	if !s.configGiven {
 		s.t.ConfigJSON = []byte("{}")
 	}
 	if len(s.t.InvalidConfigJSON) == 0 {
-		s.t.InvalidConfigJSON = []byte(`{"svidagent_conformance_unknown_attribute":true}`)
+		s.t.InvalidConfigJSON = []byte(`{"` + unknownKey + `":true}`)
 	}
 	if s.t.Info.Name == "" {
 		s.t.Info.Name = "inprocess"
@@ -155,8 +165,11 @@ func newSuite(t Target) (*suite, error) {
 	if s.t.Logger == nil {
 		s.t.Logger = slog.New(slog.DiscardHandler)
 	}
-	if t.Kind == hostapi.KindWriter && t.OutputDir == "" {
-		return nil, fmt.Errorf("configuring the conformance target: a writer needs OutputDir, the directory its config writes to")
+	if t.Kind == hostapi.KindWriter {
+		if err := s.outputDir(); err != nil {
+			s.close()
+			return nil, fmt.Errorf("configuring the conformance target: %w", err)
+		}
 	}
 	if s.rt != runtimeInProcess && s.t.SHA256 == "" {
 		sum, err := wasmhost.HashFile(t.Path)
@@ -187,6 +200,33 @@ func newSuite(t Target) (*suite, error) {
 	}
 	s.creds = creds
 	return s, nil
+}
+
+// outputDir makes sure a writer's output directory exists: a temporary
+// one when none is set, created 0700 when missing. A WASM guest would
+// otherwise find no /out and fail with an errno ("mkdir /out: Bad file
+// number") that does not name the directory.
+func (s *suite) outputDir() error {
+	if s.t.OutputDir == "" {
+		d, err := os.MkdirTemp("", "svidagent-conformance-out-")
+		if err != nil {
+			return fmt.Errorf("creating a temporary output directory: %w", err)
+		}
+		s.tmpDirs = append(s.tmpDirs, d)
+		s.t.OutputDir = d
+		return nil
+	}
+	if err := os.MkdirAll(s.t.OutputDir, 0o700); err != nil {
+		return fmt.Errorf("creating the writer's output directory: %w", err)
+	}
+	fi, err := os.Stat(s.t.OutputDir)
+	if err != nil {
+		return fmt.Errorf("reading the writer's output directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("the writer's output directory %s is not a directory", s.t.OutputDir)
+	}
+	return nil
 }
 
 func (s *suite) close() {

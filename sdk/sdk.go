@@ -22,6 +22,13 @@ type Info struct {
 	// "issuer.returns_keys" (see DescribeResponse in
 	// hostapi/proto/svidagent/plugin/v1/plugin.proto).
 	Capabilities []string
+	// ExampleConfigJSON is an example of a valid config block, as JSON,
+	// e.g. `{"url":"https://hooks.example.com/rotated"}`: what the
+	// plugin's README shows. `svidagent conformance` runs with it when it
+	// is given no config, so it must pass the plugin's own Validate and
+	// need nothing a test does not provide. Optional; it must be valid
+	// JSON when set.
+	ExampleConfigJSON []byte
 }
 
 // Configurer is implemented by plugins that take configuration: the plugin

@@ -26,7 +26,10 @@ const conformanceUsage = `Usage:
 
 Runs the conformance suite over a .wasm module or a go-plugin executable:
 each check prints pass, fail or skip with its one-line reason. -config is
-the plugin's config block as JSON. Exit code: 0 all passed, 1 a check
+the plugin's config block as JSON; without it the suite runs with the
+example config the plugin gives in Describe, else {}. -output-dir is
+created (0700) if missing; without it a writer gets a temporary directory
+(a WASM writer sees it as /out). Exit code: 0 all passed, 1 a check
 failed, 2 usage error.
 `
 
@@ -47,10 +50,10 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) int {
 	)
 	fs.StringVar(&kind, "kind", "", "notifier, writer or issuer")
 	fs.StringVar(&path, "plugin", "", "the .wasm module or go-plugin executable")
-	fs.StringVar(&config, "config", "", "a valid config block, as a JSON file")
+	fs.StringVar(&config, "config", "", "a valid config block, as a JSON file (default: the plugin's example config)")
 	fs.StringVar(&invalid, "invalid-config", "", "a config the plugin must reject, as a JSON file")
 	fs.StringVar(&failing, "failing-config", "", "notifiers: a valid config under which Notify must fail, as a JSON file")
-	fs.StringVar(&outDir, "output-dir", "", "writers: the directory the config writes to")
+	fs.StringVar(&outDir, "output-dir", "", "writers: the directory the config writes to, created 0700 if missing (default: a temporary directory)")
 	fs.StringVar(&cacheDir, "cache-dir", "", "WASM compilation cache directory")
 	fs.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of lines")
@@ -110,6 +113,9 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "svidagent conformance: writing the JUnit report: %v\n", err)
 			return exitRuntime
 		}
+	}
+	if rep.ExampleConfig != "" && !asJSON {
+		fmt.Fprintf(stdout, "     (ran with the plugin's example config %s)\n", rep.ExampleConfig)
 	}
 	if rep.Failed() {
 		if !asJSON {

@@ -50,8 +50,8 @@ func TestConformanceCommand(t *testing.T) {
 		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 			t.Fatalf("decoding the JSON report: %v\n%s", err, stdout.String())
 		}
-		if rep.Target != "notifier-webhook" || len(rep.Results) != 11 {
-			t.Errorf("report target %q with %d results; want notifier-webhook with 11", rep.Target, len(rep.Results))
+		if rep.Target != "notifier-webhook" || len(rep.Results) != 15 {
+			t.Errorf("report target %q with %d results; want notifier-webhook with 15", rep.Target, len(rep.Results))
 		}
 		b, err := os.ReadFile(junit)
 		if err != nil {
@@ -69,7 +69,7 @@ func TestConformanceCommand(t *testing.T) {
 		if err := xml.Unmarshal(b, &j); err != nil {
 			t.Fatalf("decoding the JUnit report: %v\n%s", err, b)
 		}
-		if len(j.Suites) != 1 || j.Suites[0].Tests != 11 || j.Suites[0].Failures != 0 || j.Suites[0].Cases[0].Name != "abi_exports" {
+		if len(j.Suites) != 1 || j.Suites[0].Tests != 15 || j.Suites[0].Failures != 0 || j.Suites[0].Cases[0].Name != "abi_exports" {
 			t.Errorf("JUnit report: %+v", j)
 		}
 	})
@@ -91,6 +91,12 @@ func TestConformanceCommand(t *testing.T) {
 		}
 		if code := run([]string{"conformance", "-kind", "gadget", "-plugin", acceptall}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), `unknown kind "gadget"`) {
 			t.Errorf("unknown kind: exit %d, stderr %q", code, stderr.String())
+		}
+		stderr.Reset()
+		notDir := filepath.Join(cfg, "out")
+		if code := run([]string{"conformance", "-kind", "writer", "-plugin", acceptall, "-output-dir", notDir}, &stdout, &stderr); code != exitUsage ||
+			!strings.Contains(stderr.String(), "creating the writer's output directory: mkdir "+cfg+": not a directory") {
+			t.Errorf("-output-dir under a file: exit %d, stderr %q", code, stderr.String())
 		}
 	})
 }

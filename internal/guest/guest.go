@@ -135,6 +135,9 @@ func newDispatcher(info sdk.Info, impl any, host HostCaller, serve map[hostapi.K
 	if impl == nil {
 		return nil, errors.New("creating the plugin dispatcher: the plugin implementation is nil")
 	}
+	if len(info.ExampleConfigJSON) > 0 && !json.Valid(info.ExampleConfigJSON) {
+		return nil, fmt.Errorf("creating the plugin dispatcher: sdk.Info.ExampleConfigJSON is not valid JSON: %q", info.ExampleConfigJSON)
+	}
 	var kinds []hostapi.Kind
 	if _, ok := impl.(hostapi.Issuer); ok {
 		kinds = append(kinds, hostapi.KindIssuer)
@@ -246,8 +249,9 @@ func (d *Dispatcher) describe() *lite.DescribeResponse {
 	// DESCRIBE FIELDS markers in internal/wire/lite).
 	return &lite.DescribeResponse{
 		Name: d.info.Name, Version: d.info.Version,
-		Services:     []string{ServicePlugin, d.service},
-		Capabilities: slices.Clone(d.info.Capabilities),
+		Services:          []string{ServicePlugin, d.service},
+		Capabilities:      slices.Clone(d.info.Capabilities),
+		ExampleConfigJson: bytes.Clone(d.info.ExampleConfigJSON),
 	}
 }
 

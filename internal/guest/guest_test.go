@@ -179,7 +179,7 @@ func (h *fakeHost) call(_ context.Context, method string, req []byte) (uint32, s
 
 func mustNew(t *testing.T, impl any, h guest.HostCaller) *guest.Dispatcher {
 	t.Helper()
-	d, err := guest.New(sdk.Info{Name: "test", Version: "0.1.0", Capabilities: []string{"x.y"}}, impl, h)
+	d, err := guest.New(sdk.Info{Name: "test", Version: "0.1.0", Capabilities: []string{"x.y"}, ExampleConfigJSON: []byte(`{"url":"a"}`)}, impl, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +241,7 @@ func TestNew(t *testing.T) {
 		{"several", sdk.Info{Name: "x"}, &both{}, "", "several plugin kinds"},
 		{"nil", sdk.Info{Name: "x"}, nil, "", "nil"},
 		{"no name", sdk.Info{}, &plain{}, "", "Name is required"},
+		{"example config not JSON", sdk.Info{Name: "x", ExampleConfigJSON: []byte(`{url:`)}, &plain{}, "", "ExampleConfigJSON is not valid JSON"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,7 +347,7 @@ func TestDescribe(t *testing.T) {
 			}
 			if resp.GetName() != "test" || resp.GetVersion() != "0.1.0" ||
 				!reflect.DeepEqual(resp.GetServices(), []string{guest.ServicePlugin, tt.service}) ||
-				!reflect.DeepEqual(resp.GetCapabilities(), []string{"x.y"}) {
+				!reflect.DeepEqual(resp.GetCapabilities(), []string{"x.y"}) || string(resp.GetExampleConfigJson()) != `{"url":"a"}` {
 				t.Errorf("Describe = %v", &resp)
 			}
 		})

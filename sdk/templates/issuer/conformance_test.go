@@ -45,8 +45,9 @@ func TestConformanceInProcess(t *testing.T) {
 			mu.Unlock()
 			return i
 		},
+		// No ConfigJSON: the suite runs with info.ExampleConfigJSON, as
+		// `svidagent conformance` does without -config.
 		Info:              info,
-		ConfigJSON:        validConfig,
 		InvalidConfigJSON: invalidConfig,
 		SPIFFEID:          "spiffe://example.org/conformance",
 		TTL:               5 * time.Minute,

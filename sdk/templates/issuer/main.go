@@ -41,8 +41,11 @@ import (
 
 // info is the plugin's answer to Describe. A signing issuer claims no
 // capability; one that owns its keys (returns its own private key, as the
-// Workload API does) would claim "issuer.returns_keys".
-var info = sdk.Info{Name: "issuer-template", Version: "0.1.0"}
+// Workload API does) would claim "issuer.returns_keys". ExampleConfigJSON
+// is what `svidagent conformance -plugin issuer.wasm` runs with when given
+// no -config.
+var info = sdk.Info{Name: "issuer-template", Version: "0.1.0",
+	ExampleConfigJSON: []byte(`{"trust_domain":"example.org"}`)}
 
 const (
 	// caLifetime is the in-memory CA's lifetime; leaves never outlive it.

@@ -18,10 +18,11 @@ var validConfig = []byte(`{"message":"credentials rotated"}`)
 // fast, and what to run while editing.
 func TestConformanceInProcess(t *testing.T) {
 	conformance.Run(t, conformance.Target{
-		Kind:              hostapi.KindNotifier,
-		NewImpl:           func() any { return &notifier{} },
+		Kind:    hostapi.KindNotifier,
+		NewImpl: func() any { return &notifier{} },
+		// No ConfigJSON: the suite runs with info.ExampleConfigJSON, as
+		// `svidagent conformance` does without -config.
 		Info:              info,
-		ConfigJSON:        validConfig,
 		InvalidConfigJSON: []byte(`{"message":""}`),
 	})
 }

@@ -20,7 +20,10 @@ import (
 )
 
 // info is the plugin's answer to Describe.
-var info = sdk.Info{Name: "notifier-template", Version: "0.1.0"}
+// ExampleConfigJSON is what `svidagent conformance -plugin notifier.wasm`
+// runs with when given no -config.
+var info = sdk.Info{Name: "notifier-template", Version: "0.1.0",
+	ExampleConfigJSON: []byte(`{"message":"credentials rotated"}`)}
 
 // config is the plugin's config {} block, as JSON.
 type config struct {

@@ -29,8 +29,10 @@ import (
 	"github.com/svidagent/svidagent/sdk"
 )
 
-// info is the plugin's answer to Describe.
-var info = sdk.Info{Name: "writer-template", Version: "0.1.0"}
+// info is the plugin's answer to Describe. exampleConfig (serve_*.go) is
+// what `svidagent conformance -plugin writer.wasm` runs with when given no
+// -config.
+var info = sdk.Info{Name: "writer-template", Version: "0.1.0", ExampleConfigJSON: exampleConfig}
 
 // The files the writer delivers and their modes. In WASM every file is
 // created 0600 (WASI has no chmod), so svid.pem is 0600 there too.

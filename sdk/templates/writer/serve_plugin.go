@@ -8,4 +8,8 @@ import "github.com/svidagent/svidagent/sdk/goplugin"
 // system, so the config must say where to write.
 const defaultDir = ""
 
+// exampleConfig is none: only the host knows the directory a subprocess
+// may write to, so conformance needs -config with {"dir": ...}.
+var exampleConfig []byte
+
 func main() { goplugin.Serve(info, &writer{}) }

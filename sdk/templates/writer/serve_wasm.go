@@ -8,6 +8,9 @@ import "github.com/svidagent/svidagent/sdk/wasm"
 // block's allow { write_dir } as /out, and nothing else is reachable.
 const defaultDir = "/out"
 
+// exampleConfig writes to /out, whatever directory the host maps there.
+var exampleConfig = []byte(`{"dir":"/out"}`)
+
 // With -buildmode=c-shared, init runs in _initialize; main never runs.
 func init() { wasm.ServeWriter(info, &writer{}) }
 

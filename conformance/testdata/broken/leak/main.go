@@ -23,15 +23,15 @@ func marker() {}
 // kept is the leak.
 var kept [][]byte
 
-var h = abi.Notifier(&pluginv1.DescribeResponse{Name: "leak", Version: "0.0.1",
+var h = &abi.Notifier{Describe: &pluginv1.DescribeResponse{Name: "leak", Version: "0.0.1",
 	Services: []string{"svidagent.plugin.v1.Plugin", "svidagent.plugin.notifier.v1.Notifier"}},
-	func(payload []byte) (uint32, string) {
+	Notify: func(payload []byte) (uint32, string) {
 		if err := proto.Unmarshal(payload, &notifierv1.NotifyRequest{}); err != nil {
 			return 3, "decoding NotifyRequest: " + err.Error()
 		}
 		kept = append(kept, make([]byte, 1024))
 		return 0, ""
-	})
+	}}
 
 //go:wasmexport svidagent_call
-func call(ptr, n uint32) uint64 { return abi.Call(ptr, n, h) }
+func call(ptr, n uint32) uint64 { return abi.Call(ptr, n, h.Handle) }

@@ -18,8 +18,7 @@ func main() {}
 //go:wasmexport svidagent_abi_v1
 func marker() {}
 
-var h = abi.Notifier(&pluginv1.DescribeResponse{Name: "noservices", Version: "0.0.1"},
-	func([]byte) (uint32, string) { return 0, "" })
+var h = &abi.Notifier{Describe: &pluginv1.DescribeResponse{Name: "noservices", Version: "0.0.1"}}
 
 //go:wasmexport svidagent_call
-func call(ptr, n uint32) uint64 { return abi.Call(ptr, n, h) }
+func call(ptr, n uint32) uint64 { return abi.Call(ptr, n, h.Handle) }

@@ -5,6 +5,7 @@
 package sdkbugs
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -32,6 +33,39 @@ type AcceptAll struct{}
 func (AcceptAll) Validate([]byte) hostapi.FieldErrors                  { return nil }
 func (AcceptAll) Configure(context.Context, []byte) error              { return nil }
 func (AcceptAll) Notify(context.Context, *hostapi.RotationEvent) error { return nil }
+
+// IgnoresUnknown is a notifier whose Validate checks the attribute it
+// knows and ignores any other: a typo in a config block goes unnoticed.
+type IgnoresUnknown struct{}
+
+func (IgnoresUnknown) Validate(b []byte) hostapi.FieldErrors {
+	var c struct {
+		Message string `json:"message"`
+	}
+	var es hostapi.FieldErrors
+	if err := json.Unmarshal(b, &c); err != nil { // the bug: no DisallowUnknownFields
+		es.Add("", err.Error())
+	} else if c.Message == "" {
+		es.Add("message", "is required")
+	}
+	return es
+}
+
+func (n IgnoresUnknown) Configure(_ context.Context, b []byte) error {
+	if es := n.Validate(b); len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+func (IgnoresUnknown) Notify(context.Context, *hostapi.RotationEvent) error { return nil }
+
+// NoConfig is a notifier that takes no config and does nothing. It is
+// not broken itself: fixture badexample gives it an example config in
+// its Info that is not a JSON object.
+type NoConfig struct{}
+
+func (NoConfig) Notify(context.Context, *hostapi.RotationEvent) error { return nil }
 
 // NonIdempotent is a notifier whose second Configure fails.
 type NonIdempotent struct {
@@ -75,7 +109,9 @@ type dirWriter struct {
 func (w *dirWriter) Validate(b []byte) hostapi.FieldErrors {
 	var c dirConfig
 	var es hostapi.FieldErrors
-	if err := json.Unmarshal(b, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
 		es.Add("", err.Error())
 	} else if c.Dir == "" {
 		es.Add("dir", "is required")

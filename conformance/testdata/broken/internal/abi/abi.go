@@ -47,6 +47,16 @@ type Handler func(method string, payload []byte) (code uint32, msg string, resp 
 func Call(ptr, n uint32, h Handler) uint64 {
 	req := live[ptr][:n:n]
 	delete(live, ptr)
+	return serve(req, h)
+}
+
+// CallKeepingRequest is Call but never frees the request: the bug of
+// fixture keepsrequests.
+func CallKeepingRequest(ptr, n uint32, h Handler) uint64 {
+	return serve(live[ptr][:n:n], h)
+}
+
+func serve(req []byte, h Handler) uint64 {
 	var code uint32
 	var msg string
 	var resp []byte

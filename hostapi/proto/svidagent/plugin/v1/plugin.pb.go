@@ -106,9 +106,15 @@ type DescribeResponse struct {
 	//	"issuer.returns_keys": the issuer returns its own private keys
 	//	                       instead of signing the core's CSR.
 	//	"issuer.watch":        reserved; pushing issuers are built-in only in v1.
-	Capabilities  []string `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Capabilities []string `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// An example of a valid config block, as JSON (optional): what the
+	// plugin's README shows. `svidagent conformance` runs with it when it
+	// is given no config. It must pass the plugin's own Validate, and needs
+	// no network, backend or secret beyond what a test provides (a writer's
+	// output directory is the host's business, not the config's).
+	ExampleConfigJson []byte `protobuf:"bytes,5,opt,name=example_config_json,json=exampleConfigJson,proto3" json:"example_config_json,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -165,6 +171,13 @@ func (x *DescribeResponse) GetServices() []string {
 func (x *DescribeResponse) GetCapabilities() []string {
 	if x != nil {
 		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *DescribeResponse) GetExampleConfigJson() []byte {
+	if x != nil {
+		return x.ExampleConfigJson
 	}
 	return nil
 }
@@ -755,12 +768,13 @@ const file_svidagent_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0fDescribeRequest\x12#\n" +
 	"\rhost_services\x18\x01 \x03(\tR\fhostServices\x12!\n" +
 	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\x12$\n" +
-	"\x0ehost_broker_id\x18\x03 \x01(\rR\fhostBrokerId\"\x80\x01\n" +
+	"\x0ehost_broker_id\x18\x03 \x01(\rR\fhostBrokerId\"\xb0\x01\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
 	"\bservices\x18\x03 \x03(\tR\bservices\x12\"\n" +
-	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\"2\n" +
+	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\x12.\n" +
+	"\x13example_config_json\x18\x05 \x01(\fR\x11exampleConfigJson\"2\n" +
 	"\x0fValidateRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"O\n" +
