@@ -251,7 +251,7 @@ func (d *Dispatcher) describe() *lite.DescribeResponse {
 		Name: d.info.Name, Version: d.info.Version,
 		Services:          []string{ServicePlugin, d.service},
 		Capabilities:      slices.Clone(d.info.Capabilities),
-		ExampleConfigJson: bytes.Clone(d.info.ExampleConfigJSON),
+		ExampleConfigJSON: bytes.Clone(d.info.ExampleConfigJSON),
 	}
 }
 

@@ -308,6 +308,13 @@ func TestNewOfKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	configure := func(d *guest.Dispatcher) {
+		t.Helper()
+		if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
+			t.Fatalf("Configure = %d %q", code, msg)
+		}
+	}
+	configure(d)
 	if code, msg := call(t, d, guest.MethodNotify, &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{}); code != 0 || n.n.Load() != 1 {
 		t.Errorf("Notify = %d %q, %d calls; want 0 and 1 call", code, msg, n.n.Load())
 	}
@@ -318,6 +325,7 @@ func TestNewOfKind(t *testing.T) {
 	if d, err = guest.NewWriter(info, w, nil); err != nil {
 		t.Fatal(err)
 	}
+	configure(d)
 	svid := ca.X509SVID(t, id)
 	req, err := wire.CredentialSetToProto(&hostapi.CredentialSet{Name: "web", Credentials: hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svid}}})
 	if err != nil {

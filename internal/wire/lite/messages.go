@@ -63,10 +63,11 @@ func (m *DescribeRequest) Marshal() ([]byte, error) {
 
 // DescribeResponse is svidagent.plugin.v1.DescribeResponse.
 type DescribeResponse struct {
-	Name         string   // 1
-	Version      string   // 2
-	Services     []string // 3
-	Capabilities []string // 4
+	Name              string   // 1
+	Version           string   // 2
+	Services          []string // 3
+	Capabilities      []string // 4
+	ExampleConfigJSON []byte   // 5
 	// NEW DESCRIBE FIELDS GO HERE: a field added to DescribeResponse in
 	// plugin.proto gets a Go field above this line, a case in Unmarshal
 	// and a line in Marshal (in field-number order), and a value in
@@ -85,6 +86,8 @@ func (m *DescribeResponse) Unmarshal(b []byte) error {
 			d.strings(num, typ, &m.Services)
 		case 4:
 			d.strings(num, typ, &m.Capabilities)
+		case 5:
+			d.bytes(num, typ, &m.ExampleConfigJSON)
 		// NEW DESCRIBE FIELDS: decode here.
 		default:
 			d.skip(num, typ)
@@ -99,6 +102,7 @@ func (m *DescribeResponse) Marshal() ([]byte, error) {
 	e.string(2, m.Version)
 	e.strings(3, m.Services)
 	e.strings(4, m.Capabilities)
+	e.bytes(5, m.ExampleConfigJSON)
 	// NEW DESCRIBE FIELDS: encode here, in field-number order.
 	return e.b, e.err
 }
