@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -166,9 +167,16 @@ func sameJWTBundles(a, b *jwtbundle.Set) bool {
 	return true
 }
 
-// serialHex formats a certificate serial the way the event and status
-// carry it: lowercase hexadecimal.
-func serialHex(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
+// serialHex formats a certificate serial the way the log, the event and
+// status carry it: as openssl prints it, two lowercase hex digits a byte,
+// so a leading zero stays.
+func serialHex(c *x509.Certificate) string {
+	s := hex.EncodeToString(c.SerialNumber.Bytes())
+	if c.SerialNumber.Sign() < 0 {
+		s = "-" + s
+	}
+	return s
+}
 
 func x509Identities(svids []*x509svid.SVID) []hostapi.X509Identity {
 	out := make([]hostapi.X509Identity, 0, len(svids))

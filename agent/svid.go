@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -354,11 +353,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 func loggedIdentity(set *hostapi.CredentialSet) (id, serial string, notAfter time.Time) {
 	if len(set.X509SVIDs) > 0 && len(set.X509SVIDs[0].Certificates) > 0 {
 		leaf := set.X509SVIDs[0].Certificates[0]
-		serial = hex.EncodeToString(leaf.SerialNumber.Bytes())
-		if leaf.SerialNumber.Sign() < 0 {
-			serial = "-" + serial
-		}
-		return set.X509SVIDs[0].ID.String(), serial, leaf.NotAfter
+		return set.X509SVIDs[0].ID.String(), serialHex(leaf), leaf.NotAfter
 	}
 	if len(set.JWTSVIDs) > 0 && set.JWTSVIDs[0].SVID != nil {
 		return set.JWTSVIDs[0].SVID.ID.String(), "", set.JWTSVIDs[0].SVID.Expiry

@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -130,7 +131,7 @@ func TestScale(t *testing.T) {
 				waitAll := func(set []*x509svid.SVID, timeout time.Duration) time.Time {
 					want := make(map[string]bool, n)
 					for _, s := range set {
-						want[fmt.Sprintf("%x", s.Certificates[0].SerialNumber)] = true
+						want[hex.EncodeToString(s.Certificates[0].SerialNumber.Bytes())] = true
 					}
 					waitFor(t, a, timeout, fmt.Sprintf("%d deliveries", n), func() bool {
 						for _, r := range tail.records() {

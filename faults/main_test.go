@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -396,7 +397,7 @@ func checkX509Dir(t testing.TB, dir string) *x509.Certificate {
 }
 
 // serialHex is how the agent logs and serves serials.
-func serialHex(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
+func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
 
 // fileWatcher checks the output files continuously, from its own
 // goroutine, until stop: every file must exist, be non-empty and parse, and
