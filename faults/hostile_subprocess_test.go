@@ -110,6 +110,19 @@ func survivors(t *testing.T, pids []int, timeout time.Duration) []int {
 	return left
 }
 
+// killAgent SIGKILLs the agent and waits for it to exit. Not on p.done:
+// that also waits for the end of the agent's stderr, which a surviving
+// descendant that inherited it would hold open.
+func killAgent(t *testing.T, p *agentProc) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if left := survivors(t, []int{p.cmd.Process.Pid}, 10*time.Second); len(left) > 0 {
+		t.Fatal("the agent survived SIGKILL")
+	}
+}
+
 func killAll(pids []int) {
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -147,10 +160,7 @@ plugin "spawner" {
 			t.Fatal("the plugin's setsid grandchild is not running")
 		}
 		plugins := pluginProcs(filepath.Join(dir, "state", "plugins"))
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
+		killAgent(t, p)
 		var pids []int
 		for _, q := range plugins {
 			pids = append(pids, q.pid)
@@ -183,17 +193,20 @@ daemon_mode = true
 		p := startAgent(t, dir, "-config", "helper.conf")
 		agent := p.cmd.Process.Pid
 		t.Cleanup(func() { killAll(markedProcs(marker, os.Getpid())) })
-		// The reaper, the command and its setsid child; no event says
-		// when the command's own child has started.
+		// The command (sh, exec'd into sleep) and its setsid sleep; no
+		// event says when the command's own child has started.
 		var before []int
 		waitFor(t, 60*time.Second, "the command and its setsid child", func() bool {
 			before = markedProcs(marker, os.Getpid())
-			return len(before) >= 4 // the agent, the reaper, sh (exec'd sleep) and the setsid sleep
+			sleeps := 0
+			for _, pid := range before {
+				if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); string(comm) == "sleep\n" {
+					sleeps++
+				}
+			}
+			return sleeps == 2
 		})
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
+		killAgent(t, p)
 		var rest []int
 		for _, pid := range before {
 			if pid != agent {
