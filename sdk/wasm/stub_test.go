@@ -5,6 +5,7 @@ package wasm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -102,4 +103,52 @@ func TestStubServeTwice(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "more than once") {
 		t.Errorf("Describe after a second Serve = %v", err)
 	}
+}
+
+// TestStubServeOfKind: the kind's Serve functions serve their kind, and
+// refuse a nil implementation on every call.
+func TestStubServeOfKind(t *testing.T) {
+	t.Cleanup(func() { wasm.ResetForTest(); wasm.Serve(sdk.Info{Name: "stub"}, stubNotifier{}) })
+	ctx := sdk.WithHost(context.Background(), &fakeHost{allow: true})
+
+	wasm.ResetForTest()
+	wasm.ServeNotifier(sdk.Info{Name: "kind"}, stubNotifier{})
+	var desc pluginv1.DescribeResponse
+	if err := wasm.Call(ctx, "svidagent.plugin.v1.Plugin/Describe", &pluginv1.DescribeRequest{}, &desc); err != nil ||
+		desc.GetName() != "kind" || len(desc.GetServices()) != 2 || desc.GetServices()[1] != "svidagent.plugin.notifier.v1.Notifier" {
+		t.Fatalf("Describe = %v, %v", &desc, err)
+	}
+	if err := wasm.Call(ctx, "svidagent.plugin.notifier.v1.Notifier/Notify", &notifierv1.NotifyRequest{Name: "web"}, nil); err != nil {
+		t.Errorf("Notify = %v", err)
+	}
+
+	for _, serve := range []struct {
+		name string
+		f    func()
+	}{
+		{"ServeNotifier", func() { wasm.ServeNotifier(sdk.Info{Name: "nil"}, nil) }},
+		{"ServeWriter", func() { wasm.ServeWriter(sdk.Info{Name: "nil"}, nil) }},
+		{"ServeIssuer", func() { wasm.ServeIssuer(sdk.Info{Name: "nil"}, nil) }},
+	} {
+		wasm.ResetForTest()
+		serve.f()
+		err := wasm.Call(ctx, "svidagent.plugin.v1.Plugin/Describe", &pluginv1.DescribeRequest{}, nil)
+		if sdk.CodeOf(err) != sdk.CodeFailedPrecondition || !strings.Contains(err.Error(), "nil") {
+			t.Errorf("%s(nil): Describe = %v, want FAILED_PRECONDITION naming the nil implementation", serve.name, err)
+		}
+	}
+}
+
+// ExampleServeNotifier serves a notifier from a plugin's init function;
+// in a test of the plugin (the stub build), Call drives it.
+func ExampleServeNotifier() {
+	wasm.ResetForTest() // this package's tests served another plugin
+	defer func() { wasm.ResetForTest(); wasm.Serve(sdk.Info{Name: "stub"}, stubNotifier{}) }()
+
+	wasm.ServeNotifier(sdk.Info{Name: "notifier-hello", Version: "0.1.0"}, stubNotifier{})
+
+	var desc pluginv1.DescribeResponse
+	err := wasm.Call(context.Background(), "svidagent.plugin.v1.Plugin/Describe", &pluginv1.DescribeRequest{}, &desc)
+	fmt.Println(desc.GetName(), desc.GetServices(), err)
+	// Output: notifier-hello [svidagent.plugin.v1.Plugin svidagent.plugin.notifier.v1.Notifier] <nil>
 }

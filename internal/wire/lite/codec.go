@@ -13,6 +13,10 @@ import (
 // proto3 string field that is not valid UTF-8.
 var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
 
+// errFieldNumber is a tag whose field number is above
+// protowire.MaxValidNumber, which proto.Unmarshal refuses.
+var errFieldNumber = errors.New("invalid field number")
+
 // decoder walks the fields of one message. Its helpers take the field's
 // wire type; a known field with another wire type is skipped as an
 // unknown field, as proto.Unmarshal does (it keeps it in the message's
@@ -31,6 +35,12 @@ func (d *decoder) next() (protowire.Number, protowire.Type, bool) {
 	num, typ, n := protowire.ConsumeTag(d.b)
 	if n < 0 {
 		d.fail(protowire.ParseError(n))
+		return 0, 0, false
+	}
+	// ConsumeTag accepts numbers up to MaxInt32; proto.Unmarshal refuses
+	// those above 2^29-1, the largest a .proto can declare.
+	if num > protowire.MaxValidNumber {
+		d.fail(errFieldNumber)
 		return 0, 0, false
 	}
 	d.b = d.b[n:]

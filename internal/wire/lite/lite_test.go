@@ -369,6 +369,33 @@ func TestInvalidUTF8(t *testing.T) {
 	}
 }
 
+// TestFieldNumbers: field numbers 0 and above 2^29-1 (which
+// protowire.ConsumeTag alone accepts up to 2^31-1) are malformed, as for
+// proto.Unmarshal; the largest valid one is an unknown field.
+func TestFieldNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		num     uint64
+		wantErr bool
+	}{
+		{"zero", 0, true},
+		{"largest valid", uint64(protowire.MaxValidNumber), false},
+		{"one above", uint64(protowire.MaxValidNumber) + 1, true},
+		{"found by FuzzUnmarshal (testdata/fuzz)", 0x6142850a, true},
+		{"max int32", 1<<31 - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := protowire.AppendVarint(protowire.AppendVarint(nil, tc.num<<3|uint64(protowire.VarintType)), 48)
+			for _, p := range pairs {
+				compare(t, p.pb(), p.lite(), in)
+				if err := p.lite().Unmarshal(in); (err != nil) != tc.wantErr {
+					t.Fatalf("%s: lite Unmarshal = %v, want an error: %v", name(p.pb()), err, tc.wantErr)
+				}
+			}
+		})
+	}
+}
+
 // TestTruncated: every proper prefix of a full message is accepted or
 // rejected exactly as proto.Unmarshal does.
 func TestTruncated(t *testing.T) {
