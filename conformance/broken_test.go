@@ -80,6 +80,14 @@ func TestBroken(t *testing.T) {
 			reason: "after a failed re-Configure, the previous config must stay in effect, but calling Notify",
 		},
 		{
+			name: "strictwire",
+			target: func(*testing.T) conformance.Target {
+				return conformance.Target{Kind: hostapi.KindNotifier, Path: bin("strictwire.wasm"), CacheDir: cacheDir}
+			},
+			check:  "malformed_input",
+			reason: "Notify with field 1 repeated as fixed32 failed",
+		},
+		{
 			name: "nonidempotent",
 			target: func(*testing.T) conformance.Target {
 				return conformance.Target{Kind: hostapi.KindNotifier, NewImpl: func() any { return &sdkbugs.NonIdempotent{} }, Info: sdk.Info{Name: "nonidempotent", Version: "1"}}

@@ -512,8 +512,19 @@ func (s *suite) checkMalformed(ctx context.Context) outcome {
 			return fail("%s crashed the plugin: %v", sd.what, err)
 		}
 	}
+	// A known field under another wire type is skipped like an unknown
+	// one (ABI.md §4): field 1 as fixed32, after a well-formed request.
+	method, req, resp, err := s.kindRequest()
+	if err != nil {
+		return fail("%v", err)
+	}
+	wrongWire := protowire.AppendFixed32(protowire.AppendTag(nil, 1, protowire.Fixed32Type), 7)
+	req.ProtoReflect().SetUnknown(append(req.ProtoReflect().GetUnknown(), wrongWire...))
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
+	if err := inst.conn.Invoke(cctx, method, req, resp); err != nil {
+		return fail("%s with field 1 repeated as fixed32 failed: %v; a known field under another wire type must be skipped like an unknown field", short(method), err)
+	}
 	if err := s.kindCall(cctx, p); err != nil {
 		return fail("after malformed input, a well-formed call failed: %v", err)
 	}

@@ -35,7 +35,8 @@
 // close_after_failed_configure, deadline, memory_flat (WASM: 10,000 calls,
 // each request padded with a 4 KiB unknown field, so that a guest that
 // keeps its request buffers fails within a few hundred calls),
-// malformed_input (INVALID_ARGUMENT, never a crash), unknown_method
+// malformed_input (INVALID_ARGUMENT, never a crash; a known field under
+// another wire type is skipped, not refused), unknown_method
 // (UNIMPLEMENTED). Writers: write_idempotent, write_atomic (a concurrent
 // reader hammers the files through 200 writes), write_modes,
 // write_reports_paths. Issuers: issue_chain_verifies, issue_spiffe_id,

@@ -30,6 +30,7 @@ var builds = []struct {
 	{"unconfigured.wasm", "./testdata/broken/unconfigured", true},
 	{"unknownmethod.wasm", "./testdata/broken/unknownmethod", true},
 	{"forgetsconfig.wasm", "./testdata/broken/forgetsconfig", true},
+	{"strictwire.wasm", "./testdata/broken/strictwire", true},
 	{"writer-template.wasm", "../sdk/templates/writer", true},
 	{"acceptall", "./testdata/broken/cmd/acceptall", false},
 }

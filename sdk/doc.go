@@ -21,8 +21,11 @@
 //	func init() { wasm.ServeNotifier(sdk.Info{Name: "notifier-hello", Version: "0.1.0"}, hello{}) }
 //
 // The lifecycle is the same in every runtime: Describe, Validate,
-// Configure (possibly again, with a new config), calls of the kind's
-// method, Close. Errors reach the agent with a status code: a plain error
+// Configure (possibly again, with a new config; one that fails leaves the
+// previous config in effect), calls of the kind's method (FAILED_PRECONDITION
+// before a successful Configure, also for a plugin without config), Close.
+// [Info].ExampleConfigJSON, a valid config block, lets `svidagent
+// conformance` run the plugin without a hand-written config. Errors reach the agent with a status code: a plain error
 // is UNKNOWN; [Error] and [Errorf] choose one (UNAVAILABLE for a backend
 // that is down, say); context deadlines are DEADLINE_EXCEEDED.
 package sdk
