@@ -21,6 +21,7 @@ import (
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,6 +50,7 @@ type Plugin struct {
 	modCfg   wazero.ModuleConfig
 	memLimit uint64 // bytes, for each instance's limitedMemory
 	svc      *hostsvc.Services
+	out      *rootFS // a writer's /out, or nil
 
 	mu        sync.Mutex
 	closed    bool
@@ -225,7 +227,15 @@ func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin,
 		mc = mc.WithEnv(k, env[k])
 	}
 	if r.WriteDir != "" {
-		mc = mc.WithFSConfig(wazero.NewFSConfig().WithDirMount(r.WriteDir, "/out"))
+		if err := os.MkdirAll(r.WriteDir, guestDirMode); err != nil {
+			return fail(fmt.Errorf("plugin %q: creating write_dir: %w", r.Name, err))
+		}
+		out, err := openRootFS(r.WriteDir)
+		if err != nil {
+			return fail(fmt.Errorf("plugin %q: opening write_dir: %w", r.Name, err))
+		}
+		p.out = out
+		mc = mc.WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(out, GuestOutDir))
 	}
 	p.modCfg = mc
 	return p, nil
@@ -233,6 +243,10 @@ func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin,
 
 // closeRuntime gives back the plugin's compiled module and engine.
 func (p *Plugin) closeRuntime() {
+	if p.out != nil {
+		p.out.close()
+		p.out = nil
+	}
 	if p.mod != nil {
 		p.eng.releaseModule(p.sha256, p.mod)
 		p.mod, p.compiled = nil, nil
