@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/sys"
@@ -281,9 +280,7 @@ func (f *rootFile) Readdir(n int) ([]experimentalsys.Dirent, experimentalsys.Err
 	for _, e := range ents {
 		d := experimentalsys.Dirent{Name: e.Name(), Type: e.Type()}
 		if info, err := e.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				d.Ino = sys.Inode(st.Ino)
-			}
+			d.Ino = sys.NewStat_t(info).Ino
 		}
 		out = append(out, d)
 	}

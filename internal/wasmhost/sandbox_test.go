@@ -100,3 +100,43 @@ func TestWriterSandboxHoldsAgainstLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPaths: what a writer's guest reports under /out reaches the
+// host as the real path beneath write_dir; anything else is refused.
+func TestHostPaths(t *testing.T) {
+	out := t.TempDir()
+	cfg, _ := config(t, "notifier")
+	cfg.Kind, cfg.WriteDir = hostapi.KindWriter, out
+	p := open(t, cfg, `{}`)
+	tests := []struct {
+		in      string
+		want    string
+		wantErr bool
+	}{
+		{in: "/out/svid.pem", want: filepath.Join(out, "svid.pem")},
+		{in: "/out/web/./key.pem", want: filepath.Join(out, "web", "key.pem")},
+		{in: "/out/a/../b.pem", want: filepath.Join(out, "b.pem")},
+		{in: "/out/../etc/passwd", wantErr: true},
+		{in: "/out", wantErr: true},
+		{in: "/etc/passwd", wantErr: true},
+		{in: "svid.pem", wantErr: true},
+		{in: "/outside/x", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := p.HostPaths([]string{tt.in})
+		if tt.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "not under /out") {
+				t.Errorf("HostPaths(%q) = %v, %v; want an error naming /out", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || len(got) != 1 || got[0] != tt.want {
+			t.Errorf("HostPaths(%q) = %v, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	cfg, _ = config(t, "notifier")
+	n := open(t, cfg, `{}`)
+	if _, err := n.HostPaths([]string{"/out/x"}); err == nil {
+		t.Error("a plugin without write_dir had a path mapped")
+	}
+}
