@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -526,7 +527,17 @@ func (p *Plugin) failure(ctx context.Context, inst *instance, deadline time.Dura
 	}
 	limit := uint64(p.cfg.memPages) * pageSize
 	stderr := inst.fatal()
-	if strings.Contains(stderr, "out of memory") || uint64(inst.mem.Size())+4<<20 > limit {
+	if !isExit && strings.Contains(err.Error(), "stack overflow") || strings.Contains(stderr, "stack overflow") {
+		// wazero grew the call stack (outside linear memory) to its
+		// ceiling, about 84 MB, before it gave up: return that now rather
+		// than at the next collection, so a guest that overflows on every
+		// call cannot hold the agent's memory up.
+		defer debug.FreeOSMemory()
+		return fail(codes.ResourceExhausted, "stack overflow: the guest recursed past the call stack's ceiling")
+	}
+	// A guest near its limit when it trapped ran out of memory; the slack
+	// is 4 MiB, or a quarter of a smaller limit.
+	if strings.Contains(stderr, "out of memory") || uint64(inst.mem.Size())+min(4<<20, limit/4) > limit {
 		return fail(codes.ResourceExhausted, "out of memory (limit %d MiB)", limit>>20)
 	}
 	if isExit {
