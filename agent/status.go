@@ -198,6 +198,14 @@ func (c *instrumentedConn) SHA256() string {
 	return ""
 }
 
+// HostPaths passes the runtime's mapping through (pluginhost.PathMapper).
+func (c *instrumentedConn) HostPaths(paths []string) ([]string, error) {
+	if m, ok := c.conn.(pluginhost.PathMapper); ok {
+		return m.HostPaths(paths)
+	}
+	return paths, nil
+}
+
 var _ pluginhost.Conn = (*instrumentedConn)(nil)
 
 func x509Expiries(ids []hostapi.X509Identity) map[string]time.Time {

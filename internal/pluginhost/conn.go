@@ -58,3 +58,11 @@ const (
 	ServiceLogger   = "svidagent.host.v1.Logger"
 	ServiceHTTP     = "svidagent.host.v1.HTTP"
 )
+
+// PathMapper is implemented by a Conn whose plugin reports paths in a
+// space of its own: a WASM writer sees its write_dir as /out. A writer's
+// WriteResponse.paths pass through HostPaths before anything else sees
+// them (notifiers, /status, logs); an error fails the Write.
+type PathMapper interface {
+	HostPaths(paths []string) ([]string, error)
+}

@@ -47,7 +47,13 @@ func (w *writerV1) Write(ctx context.Context, set *hostapi.CredentialSet) (*host
 	if err := w.p.call(ctx, "writing", MethodWrite, req, resp); err != nil {
 		return nil, err
 	}
-	return &hostapi.WriteResult{Paths: resp.GetPaths()}, nil
+	paths := resp.GetPaths()
+	if m, ok := w.p.conn.(PathMapper); ok {
+		if paths, err = m.HostPaths(paths); err != nil {
+			return nil, fmt.Errorf("writing through plugin %q: %w", w.p.s.Name, err)
+		}
+	}
+	return &hostapi.WriteResult{Paths: paths}, nil
 }
 
 // notifierV1 speaks svidagent.plugin.notifier.v1.Notifier. What it sends

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,7 @@ var (
 	issuerV1   = []string{pluginhost.ServicePlugin, pluginhost.ServiceIssuer}
 )
 
-func open(t *testing.T, conn *fakeConn, kind hostapi.Kind) *pluginhost.Plugin {
+func open(t *testing.T, conn pluginhost.Conn, kind hostapi.Kind) *pluginhost.Plugin {
 	t.Helper()
 	p, err := pluginhost.Open(context.Background(), conn, pluginhost.Settings{Kind: kind, Name: "x", ConfigJSON: []byte(`{"url":"http://h"}`)})
 	if err != nil {
@@ -475,5 +476,53 @@ func TestHammer(t *testing.T) {
 	}
 	if n := conn.count(pluginhost.MethodClose); n != 1 {
 		t.Errorf("plugin Close called %d times, want 1", n)
+	}
+}
+
+// mappingConn is a fakeConn whose plugin reports paths in a space of its
+// own, as a WASM writer does.
+type mappingConn struct{ *fakeConn }
+
+func (mappingConn) HostPaths(paths []string) ([]string, error) {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		rest, ok := strings.CutPrefix(p, "/out/")
+		if !ok {
+			return nil, fmt.Errorf("path %q is not under /out", p)
+		}
+		out[i] = "/host/dir/" + rest
+	}
+	return out, nil
+}
+
+func TestWriterPathsInHostSpace(t *testing.T) {
+	ca := testca.New(t, spiffeid.RequireTrustDomainFromString("example.org"))
+	svid := ca.X509SVID(t, spiffeid.RequireFromString("spiffe://example.org/web"))
+	set := &hostapi.CredentialSet{
+		Name: "web", TrustDomain: ca.TrustDomain(), Changed: hostapi.ChangedX509,
+		Credentials: hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svid}},
+	}
+	for _, tt := range []struct {
+		reported []string
+		want     string
+		wantErr  string
+	}{
+		{reported: []string{"/out/a", "/out/b"}, want: "/host/dir/a,/host/dir/b"},
+		{reported: []string{"/out/a", "/etc/passwd"}, wantErr: `"/etc/passwd" is not under /out`},
+	} {
+		conn := describing(writerV1).handle(pluginhost.MethodWrite, func(context.Context, []byte) ([]byte, error) {
+			return reply(&writerv1.WriteResponse{Paths: tt.reported})
+		})
+		p := open(t, mappingConn{conn}, hostapi.KindWriter)
+		res, err := p.Writer().Write(context.Background(), set)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Write reporting %v = %v, %v; want an error containing %q", tt.reported, res, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || strings.Join(res.Paths, ",") != tt.want {
+			t.Errorf("Write reporting %v = %v, %v; want %s", tt.reported, res, err, tt.want)
+		}
 	}
 }

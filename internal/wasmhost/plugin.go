@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,6 +51,7 @@ type Plugin struct {
 	modCfg   wazero.ModuleConfig
 	memLimit uint64 // bytes, for each instance's limitedMemory
 	svc      *hostsvc.Services
+	out      *rootFS // a writer's /out, or nil
 
 	mu        sync.Mutex
 	closed    bool
@@ -225,7 +228,15 @@ func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin,
 		mc = mc.WithEnv(k, env[k])
 	}
 	if r.WriteDir != "" {
-		mc = mc.WithFSConfig(wazero.NewFSConfig().WithDirMount(r.WriteDir, "/out"))
+		if err := os.MkdirAll(r.WriteDir, guestDirMode); err != nil {
+			return fail(fmt.Errorf("plugin %q: creating write_dir: %w", r.Name, err))
+		}
+		out, err := openRootFS(r.WriteDir)
+		if err != nil {
+			return fail(fmt.Errorf("plugin %q: opening write_dir: %w", r.Name, err))
+		}
+		p.out = out
+		mc = mc.WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(out, GuestOutDir))
 	}
 	p.modCfg = mc
 	return p, nil
@@ -233,6 +244,10 @@ func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin,
 
 // closeRuntime gives back the plugin's compiled module and engine.
 func (p *Plugin) closeRuntime() {
+	if p.out != nil {
+		p.out.close()
+		p.out = nil
+	}
 	if p.mod != nil {
 		p.eng.releaseModule(p.sha256, p.mod)
 		p.mod, p.compiled = nil, nil
@@ -512,7 +527,17 @@ func (p *Plugin) failure(ctx context.Context, inst *instance, deadline time.Dura
 	}
 	limit := uint64(p.cfg.memPages) * pageSize
 	stderr := inst.fatal()
-	if strings.Contains(stderr, "out of memory") || uint64(inst.mem.Size())+4<<20 > limit {
+	if !isExit && strings.Contains(err.Error(), "stack overflow") || strings.Contains(stderr, "stack overflow") {
+		// wazero grew the call stack (outside linear memory) to its
+		// ceiling, about 84 MB, before it gave up: return that now rather
+		// than at the next collection, so a guest that overflows on every
+		// call cannot hold the agent's memory up.
+		defer debug.FreeOSMemory()
+		return fail(codes.ResourceExhausted, "stack overflow: the guest recursed past the call stack's ceiling")
+	}
+	// A guest near its limit when it trapped ran out of memory; the slack
+	// is 4 MiB, or a quarter of a smaller limit.
+	if strings.Contains(stderr, "out of memory") || uint64(inst.mem.Size())+min(4<<20, limit/4) > limit {
 		return fail(codes.ResourceExhausted, "out of memory (limit %d MiB)", limit>>20)
 	}
 	if isExit {

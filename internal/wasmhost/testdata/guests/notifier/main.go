@@ -15,6 +15,11 @@
 //	"badptr"       answer with a pointer past the end of memory
 //	"open:PATH"    read PATH; the message reports what happened
 //	"write:PATH"   write PATH; the message reports what happened
+//	"symlink:T=L"  make a symbolic link L with target T
+//	"link:OLD=NEW" make a hard link NEW to OLD
+//	"rename:A=B"   rename A to B
+//	"mkdir:PATH"   make the directory PATH
+//	"ls:PATH"      list the directory PATH
 //	"http:URL"     GET URL through the HTTP host service; the message
 //	               reports the status code and body
 //
@@ -159,6 +164,29 @@ func notify(name string) (uint32, string, []byte) {
 			return 2, "write failed: " + err.Error(), nil
 		}
 		return 2, "write succeeded", nil
+	case strings.HasPrefix(name, "symlink:"), strings.HasPrefix(name, "link:"), strings.HasPrefix(name, "rename:"):
+		op, args, _ := strings.Cut(name, ":")
+		a, b, _ := strings.Cut(args, "=")
+		f := map[string]func(string, string) error{"symlink": os.Symlink, "link": os.Link, "rename": os.Rename}[op]
+		if err := f(a, b); err != nil {
+			return 2, op + " failed: " + err.Error(), nil
+		}
+		return 2, op + " succeeded", nil
+	case strings.HasPrefix(name, "mkdir:"):
+		if err := os.Mkdir(name[6:], 0o755); err != nil {
+			return 2, "mkdir failed: " + err.Error(), nil
+		}
+		return 2, "mkdir succeeded", nil
+	case strings.HasPrefix(name, "ls:"):
+		ents, err := os.ReadDir(name[3:])
+		if err != nil {
+			return 2, "ls failed: " + err.Error(), nil
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return 2, "ls succeeded: " + strings.Join(names, ","), nil
 	case strings.HasPrefix(name, "http:"):
 		var req []byte
 		req = protowire.AppendTag(req, 1, protowire.BytesType)
