@@ -11,7 +11,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS := $(CURDIR)/bin/tools
 PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 
-FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle
+FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle ./internal/wire/lite:FuzzUnmarshal
 FUZZTIME ?= 2m
 
 .PHONY: bench-full cross examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
