@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -38,14 +37,11 @@ func failAll(r reporter, guard guardFunc, names []string, o outcome) {
 	}
 }
 
-// hostPath maps a path a writer reported to the host's file system: a
-// WASM writer sees its output directory as /out.
+// hostPath is where a path a writer reported is on the host: the host
+// already mapped a WASM writer's /out/... paths (pluginhost.PathMapper), so
+// only a relative path, which a subprocess writer may report, is joined to
+// the output directory.
 func (s *suite) hostPath(p string) string {
-	if s.rt == runtimeWASM {
-		if rest, ok := strings.CutPrefix(p, "/out/"); ok {
-			return filepath.Join(s.t.OutputDir, rest)
-		}
-	}
 	if !filepath.IsAbs(p) {
 		return filepath.Join(s.t.OutputDir, p)
 	}
