@@ -48,8 +48,8 @@ func (w *writerV1) Write(ctx context.Context, set *hostapi.CredentialSet) (*host
 		return nil, err
 	}
 	paths := resp.GetPaths()
-	if m, ok := w.p.conn.(PathMapper); ok {
-		if paths, err = m.HostPaths(paths); err != nil {
+	if w.p.paths != nil {
+		if paths, err = w.p.paths.HostPaths(paths); err != nil {
 			return nil, fmt.Errorf("writing through plugin %q: %w", w.p.s.Name, err)
 		}
 	}

@@ -95,6 +95,7 @@ func (i Info) HasCapability(c string) bool {
 // shared by every reference to it.
 type Plugin struct {
 	conn    Conn
+	paths   PathMapper // the runtime's, if its writer reports paths in a space of its own
 	s       Settings
 	info    Info
 	adapter any
@@ -141,8 +142,9 @@ func Negotiate(ctx context.Context, conn Conn, s Settings) (*Plugin, error) {
 	if len(s.ConfigJSON) == 0 {
 		s.ConfigJSON = []byte("{}")
 	}
-	conn = bound(conn) // every error below carries bounded plugin text
-	p := &Plugin{conn: conn, s: s, breaker: newBreaker(s.BreakerThreshold, s.BreakerCooldown, time.Now)}
+	mapper, _ := conn.(PathMapper) // before a wrapper hides it
+	conn = bound(conn)             // every error below carries bounded plugin text
+	p := &Plugin{conn: conn, paths: mapper, s: s, breaker: newBreaker(s.BreakerThreshold, s.BreakerCooldown, time.Now)}
 	dctx, cancel := context.WithTimeout(ctx, s.SetupTimeout)
 	info, err := Describe(dctx, conn, s.HostVersion, s.HostServices)
 	cancel()
