@@ -95,7 +95,11 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 		n.mu.Unlock()
 		if err != nil {
 			n.a.metricsErr(n.svid, metrics.StageNotify)
-			n.log.Error("notifying failed; it will be tried again at the next rotation", "error", err, "duration", time.Since(start))
+			var serial string // names the rotation: a failure of the next one is a new record
+			if len(ev.X509) > 0 {
+				serial = ev.X509[0].Serial
+			}
+			n.log.Error("notifying failed; it will be tried again at the next rotation", "error", err, "serial", serial, "duration", time.Since(start))
 		} else {
 			n.log.Debug("notified", "reason", ev.Reason.String(), "initial", ev.Initial, "duration", time.Since(start))
 		}

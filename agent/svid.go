@@ -300,7 +300,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			failed = true
 			o.lastErr = err
 			r.log.Error("writing credentials failed; the previous files are intact and the write will be retried",
-				"writer", o.name, "error", err)
+				"writer", o.name, "error", err, "serial", serial)
 			r.a.metricsErr(r.cfg.Name, metrics.StageWrite)
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -15,7 +16,8 @@ const repeatWindow = time.Minute
 // repeatHandler keeps a failure that repeats from flooding the log: a
 // record with an "error" attribute that repeats, within repeatWindow of
 // its last logged occurrence, one with the same level, message, logger
-// attributes and error is counted instead of logged. The next occurrence
+// attributes and attributes (but "duration") is counted instead of logged:
+// a failure of a new rotation (another serial) is a new record. The next occurrence
 // after the window is logged with "repeats_suppressed" = that count.
 // Records without an "error" attribute pass through. The current state of
 // every failure stays in /status, unthrottled.
@@ -59,19 +61,23 @@ func (h *repeatHandler) WithGroup(name string) slog.Handler {
 }
 
 func (h *repeatHandler) Handle(ctx context.Context, r slog.Record) error {
-	var errText string
+	var attrs strings.Builder
 	found := false
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "error" {
-			errText, found = a.Value.String(), true
-			return false
+		switch a.Key {
+		case "error":
+			found = true
+		case "duration":
+			return true // differs on every repeat
 		}
+		attrs.WriteString(a.String())
+		attrs.WriteByte(0)
 		return true
 	})
 	if !found {
 		return h.next.Handle(ctx, r)
 	}
-	key := r.Level.String() + "\x00" + r.Message + "\x00" + h.prefix + "\x00" + errText
+	key := r.Level.String() + "\x00" + r.Message + "\x00" + h.prefix + "\x00" + attrs.String()
 	n, ok := h.st.admit(key)
 	if !ok {
 		return nil

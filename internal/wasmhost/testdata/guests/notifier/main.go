@@ -5,6 +5,7 @@
 //
 //	""/"ok"        succeed (fails with FAILED_PRECONDITION before Configure)
 //	"echo"         fail with UNKNOWN and the configured config_json as message
+//	"loud"         fail with UNKNOWN and a 3 MiB message
 //	"log"          log through the log import and stdout, then succeed
 //	"loop"         spin forever
 //	"sleep"        block in time.Sleep (WASI poll_oneoff) for an hour
@@ -130,6 +131,8 @@ func notify(name string) (uint32, string, []byte) {
 	case name == "" || name == "ok":
 	case name == "echo":
 		return 2, config, nil
+	case name == "loud":
+		return 2, strings.Repeat("E", 3<<20), nil
 	case name == "log":
 		abi.Log(4, "notify log line")
 		fmt.Println("stdout line")
