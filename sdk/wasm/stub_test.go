@@ -118,6 +118,9 @@ func TestStubServeOfKind(t *testing.T) {
 		desc.GetName() != "kind" || len(desc.GetServices()) != 2 || desc.GetServices()[1] != "svidagent.plugin.notifier.v1.Notifier" {
 		t.Fatalf("Describe = %v, %v", &desc, err)
 	}
+	if err := wasm.Call(ctx, "/svidagent.plugin.v1.Plugin/Configure", &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
 	if err := wasm.Call(ctx, "svidagent.plugin.notifier.v1.Notifier/Notify", &notifierv1.NotifyRequest{Name: "web"}, nil); err != nil {
 		t.Errorf("Notify = %v", err)
 	}
