@@ -320,7 +320,7 @@ func (f *rootFile) Close() experimentalsys.Errno { return errno(f.f.Close()) }
 const GuestOutDir = "/out"
 
 // HostPaths maps paths a writer's guest reported (in its own space, under
-// [GuestOutDir]) to the host's, for everything after the call: notifiers,
+// [GuestOutDir]) to absolute host paths, for everything after the call: notifiers,
 // /status, logs. A path outside /out, or a plugin without write_dir, is an
 // error: the host never passes on a name it cannot place beneath the
 // grant. See hostapi/ABI.md §7.
@@ -331,13 +331,17 @@ func (p *Plugin) HostPaths(paths []string) ([]string, error) {
 	if p.cfg.WriteDir == "" {
 		return nil, fmt.Errorf("plugin %q reported paths but has no write_dir", p.cfg.Name)
 	}
+	dir, err := filepath.Abs(p.cfg.WriteDir)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: resolving write_dir: %w", p.cfg.Name, err)
+	}
 	out := make([]string, len(paths))
 	for i, gp := range paths {
 		rel, ok := strings.CutPrefix(path.Clean(gp), GuestOutDir+"/")
 		if !ok || !fs.ValidPath(rel) {
 			return nil, fmt.Errorf("plugin %q reported path %q, which is not under %s", p.cfg.Name, gp, GuestOutDir)
 		}
-		out[i] = filepath.Join(p.cfg.WriteDir, filepath.FromSlash(rel))
+		out[i] = filepath.Join(dir, filepath.FromSlash(rel))
 	}
 	return out, nil
 }
