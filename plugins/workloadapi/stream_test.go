@@ -338,18 +338,33 @@ func TestWatchSlowCaller(t *testing.T) {
 	fast := newRecorder()
 	startWatch(t, m.iss, &hostapi.IssueRequest{SPIFFEID: m.ids[1], X509: true}, fast)
 	nextX509(t, fast)
-	var last map[spiffeid.ID]*x509svid.SVID
-	for range 2 {
-		last = m.rotate(t)
+	var rots []map[spiffeid.ID]*x509svid.SVID
+	for range 3 {
+		last := m.rotate(t)
+		rots = append(rots, last)
 		want := last[m.ids[1]].Certificates[0]
 		for c := nextX509(t, fast); !c.X509SVIDs[0].Certificates[0].Equal(want); c = nextX509(t, fast) {
 		}
 	}
 
-	// The fast caller got the second rotation, so it was posted to the
-	// slow caller too, whose mailbox keeps only the latest.
-	release <- struct{}{}
-	only(t, recv(t, entered, "the slow caller's next update"), last[m.ids[0]])
+	// The fast caller got the third rotation, so the second was posted to
+	// every caller before it (a rotation is fanned out whole before the
+	// next): the slow caller's mailbox, which keeps only the latest, no
+	// longer holds the first. Released, it gets the second or the third,
+	// and then the third.
+	first, last := rots[0][m.ids[0]], rots[2][m.ids[0]]
+	for {
+		release <- struct{}{}
+		c := recv(t, entered, "the slow caller's next update")
+		if len(c.X509SVIDs) == 1 && c.X509SVIDs[0].Certificates[0].Equal(first.Certificates[0]) {
+			t.Fatal("the slow caller got the first rotation, which two later ones replaced in its mailbox")
+		}
+		if len(c.X509SVIDs) == 1 && c.X509SVIDs[0].Certificates[0].Equal(last.Certificates[0]) {
+			only(t, c, last)
+			return
+		}
+		only(t, c, rots[1][m.ids[0]])
+	}
 }
 
 // TestWatchAfterClose ends every Watch when the issuer closes, closes the
