@@ -3,14 +3,22 @@ package files_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -137,10 +145,16 @@ func TestDataLayoutMigratesFlat(t *testing.T) {
 }
 
 func TestSPIFFEFS(t *testing.T) {
+	for _, rev := range files.SPIFFEFSRevisions {
+		t.Run(rev.Layout, func(t *testing.T) { testSPIFFEFS(t, rev) })
+	}
+}
+
+func testSPIFFEFS(t *testing.T, rev files.SPIFFEFSRevision) {
 	p := newPKI(t)
 	cfg := files.DefaultConfig()
 	cfg.Dir = t.TempDir()
-	cfg.Layout = files.LayoutSPIFFEFS
+	cfg.Layout = rev.Layout
 	w, err := files.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -155,18 +169,21 @@ func TestSPIFFEFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		filepath.Join(cfg.Dir, "example.org.spiffe-trust-bundle.pem"),
-		filepath.Join(cfg.Dir, "other.org.spiffe-trust-bundle.pem"),
-		filepath.Join(cfg.Dir, "credential-bundle.private-key.pem"),
-		filepath.Join(cfg.Dir, "jwt_svid.token"),
+		filepath.Join(cfg.Dir, "example.org"+rev.TrustBundleSuffix),
+		filepath.Join(cfg.Dir, "other.org"+rev.TrustBundleSuffix),
+		filepath.Join(cfg.Dir, rev.CredentialBundle),
 	}
+	if rev.Indexed {
+		want = append(want, filepath.Join(cfg.Dir, "hints.json"))
+	}
+	want = append(want, filepath.Join(cfg.Dir, "jwt_svid.token"))
 	if !slices.Equal(res.Paths, want) {
 		t.Errorf("Paths = %q, want %q", res.Paths, want)
 	}
 
-	// credential-bundle.private-key.pem: PRIVATE KEY, leaf, intermediate;
-	// no root, no headers, nothing between blocks.
-	cred := readFile(t, filepath.Join(cfg.Dir, files.CredentialBundleName))
+	// The credential bundle: PRIVATE KEY, leaf, intermediate; no root, no
+	// headers, nothing between blocks.
+	cred := readFile(t, filepath.Join(cfg.Dir, rev.CredentialBundle))
 	var types []string
 	var reencoded []byte
 	for rest := cred; len(rest) > 0; {
@@ -201,7 +218,7 @@ func TestSPIFFEFS(t *testing.T) {
 		td   spiffeid.TrustDomain
 		want []byte
 	}{{tdMain, pemCerts(p.root.Cert())}, {tdFed, pemCerts(p.fed.Cert())}} {
-		if got := readFile(t, filepath.Join(cfg.Dir, tc.td.Name()+files.TrustBundleSuffix)); !bytes.Equal(got, tc.want) {
+		if got := readFile(t, filepath.Join(cfg.Dir, tc.td.Name()+rev.TrustBundleSuffix)); !bytes.Equal(got, tc.want) {
 			t.Errorf("%s trust bundle = %q", tc.td, got)
 		}
 	}
@@ -217,10 +234,10 @@ func TestSPIFFEFS(t *testing.T) {
 	if _, err := w.Write(context.Background(), set); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.Dir, "other.org.spiffe-trust-bundle.pem")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "other.org"+rev.TrustBundleSuffix)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("de-federated trust bundle still there: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.Dir, "example.org.spiffe-trust-bundle.pem")); err != nil {
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "example.org"+rev.TrustBundleSuffix)); err != nil {
 		t.Errorf("own trust bundle gone: %v", err)
 	}
 	if _, err := os.Stat(other); err != nil {
@@ -231,6 +248,80 @@ func TestSPIFFEFS(t *testing.T) {
 	}
 }
 
+// TestSPIFFEFSNoEmptyTrustBundle: a trust domain whose bundle has no
+// certificate (or only expired ones under omit_expired) gets no file, and
+// a file written before it emptied is removed; the draft requires "one or
+// more PEM CERTIFICATE blocks".
+func TestSPIFFEFSNoEmptyTrustBundle(t *testing.T) {
+	for _, rev := range files.SPIFFEFSRevisions {
+		t.Run(rev.Layout, func(t *testing.T) {
+			p := newPKI(t)
+			cfg := files.DefaultConfig()
+			cfg.Dir = t.TempDir()
+			cfg.Layout = rev.Layout
+			cfg.OmitExpired = true
+			w, err := files.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fedFile := filepath.Join(cfg.Dir, "other.org"+rev.TrustBundleSuffix)
+			if _, err := w.Write(context.Background(), p.set(t)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(fedFile); err != nil {
+				t.Fatalf("federated trust bundle not written: %v", err)
+			}
+			for name, fed := range map[string]*x509bundle.Bundle{
+				"empty":   x509bundle.New(tdFed),
+				"expired": x509bundle.FromX509Authorities(tdFed, []*x509.Certificate{expiredCert(t)}),
+			} {
+				set := p.set(t)
+				set.X509Bundles = x509bundle.NewSet(p.root.X509Bundle(), fed)
+				res, err := w.Write(context.Background(), set)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if slices.Contains(res.Paths, fedFile) {
+					t.Errorf("%s: Paths lists %s", name, fedFile)
+				}
+				if _, err := os.Stat(fedFile); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s: trust bundle without certificates is on disk: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
+// expiredCert returns a self-signed CA certificate that expired an hour ago.
+func expiredCert(t *testing.T) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		NotBefore:             time.Now().Add(-2 * time.Hour),
+		NotAfter:              time.Now().Add(-time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSPIFFEFSMultipleSVIDs: the newest layout puts the i-th further SVID
+// in the same folder as "<i>.credential-bundle.private-key.x509.pem" and
+// indexes them in hints.json, as spiffe/spiffefs does; an SVID that leaves
+// the set loses its file and its hint.
 func TestSPIFFEFSMultipleSVIDs(t *testing.T) {
 	p := newPKI(t)
 	cfg := files.DefaultConfig()
@@ -241,29 +332,113 @@ func TestSPIFFEFSMultipleSVIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := p.set(t)
+	set.X509SVIDs[0].Hint = "internal"
 	second := spiffeid.RequireFromPath(tdFed, "/b")
 	set.X509SVIDs = append(set.X509SVIDs, p.fed.X509SVID(t, second))
 	if _, err := w.Write(context.Background(), set); err != nil {
 		t.Fatal(err)
 	}
+	names := []string{"credential-bundle.private-key.x509.pem", "1.credential-bundle.private-key.x509.pem"}
 	for i, id := range []spiffeid.ID{webID, second} {
-		folder := files.SPIFFEFSFolder(cfg.Dir, i)
-		cred := readFile(t, filepath.Join(folder, files.CredentialBundleName))
+		if files.CredentialBundleFileName(i) != names[i] {
+			t.Errorf("CredentialBundleFileName(%d) = %q, want %q", i, files.CredentialBundleFileName(i), names[i])
+		}
+		cred := readFile(t, filepath.Join(cfg.Dir, names[i]))
 		got, err := x509svid.Parse(cred, cred)
 		if err != nil || got.ID != id {
-			t.Fatalf("folder %s: %v, %v", folder, got, err)
+			t.Fatalf("%s: %v, %v", names[i], got, err)
 		}
-		// Every folder is complete: it holds every trust domain's bundle.
-		b, err := x509bundle.Load(id.TrustDomain(), filepath.Join(folder, id.TrustDomain().Name()+files.TrustBundleSuffix))
+		b, err := x509bundle.Load(id.TrustDomain(), filepath.Join(cfg.Dir, id.TrustDomain().Name()+".spiffe-trust-bundle.x509.pem"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := x509svid.Verify(got.Certificates, b); err != nil {
-			t.Errorf("folder %s: SVID does not verify against its trust bundle: %v", folder, err)
+			t.Errorf("%s: SVID does not verify against its trust bundle: %v", names[i], err)
 		}
 	}
-	if files.SPIFFEFSFolder(cfg.Dir, 1) != filepath.Join(cfg.Dir, "svid_1") {
-		t.Errorf("second folder is %s", files.SPIFFEFSFolder(cfg.Dir, 1))
+	// hints.json, byte for byte as spiffe/spiffefs' json.MarshalIndent
+	// writes it; the fingerprint is `openssl x509 -fingerprint -sha256`'s.
+	want := "{\n  \"hints\": [\n" +
+		"    {\n      \"hint\": \"internal\",\n      \"id\": 0,\n      \"fingerprint\": \"" + opensslFingerprint(set.X509SVIDs[0].Certificates[0].Raw) + "\"\n    },\n" +
+		"    {\n      \"hint\": \"\",\n      \"id\": 1,\n      \"fingerprint\": \"" + opensslFingerprint(set.X509SVIDs[1].Certificates[0].Raw) + "\"\n    }\n" +
+		"  ]\n}\n"
+	if got := string(readFile(t, filepath.Join(cfg.Dir, "hints.json"))); got != want {
+		t.Errorf("hints.json =\n%s\nwant\n%s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "svid_1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the newest layout made a svid_1 folder: %v", err)
+	}
+
+	// The second SVID leaves: its file goes, hints.json lists one SVID.
+	set = p.set(t)
+	if _, err := w.Write(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, names[1])); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("credential bundle of a departed SVID still there: %v", err)
+	}
+	want = "{\n  \"hints\": [\n    {\n      \"hint\": \"\",\n      \"id\": 0,\n      \"fingerprint\": \"" + opensslFingerprint(set.X509SVIDs[0].Certificates[0].Raw) + "\"\n    }\n  ]\n}\n"
+	if got := string(readFile(t, filepath.Join(cfg.Dir, "hints.json"))); got != want {
+		t.Errorf("hints.json after the second SVID left =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// opensslFingerprint formats a SHA-256 as openssl prints it, written
+// independently of the writer's Fingerprint.
+func opensslFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	var b strings.Builder
+	b.WriteString("sha256:")
+	for i, c := range sum {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		fmt.Fprintf(&b, "%02X", c)
+	}
+	return b.String()
+}
+
+// TestSPIFFEFSPinnedMultipleSVIDs: the pinned revisions give each further
+// SVID its own credential folder dir/svid_<i>, every folder complete.
+func TestSPIFFEFSPinnedMultipleSVIDs(t *testing.T) {
+	for _, rev := range files.SPIFFEFSRevisions[1:] {
+		t.Run(rev.Layout, func(t *testing.T) {
+			p := newPKI(t)
+			cfg := files.DefaultConfig()
+			cfg.Dir = t.TempDir()
+			cfg.Layout = rev.Layout
+			w, err := files.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := p.set(t)
+			second := spiffeid.RequireFromPath(tdFed, "/b")
+			set.X509SVIDs = append(set.X509SVIDs, p.fed.X509SVID(t, second))
+			if _, err := w.Write(context.Background(), set); err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range []spiffeid.ID{webID, second} {
+				folder := files.SPIFFEFSFolder(cfg.Dir, i)
+				cred := readFile(t, filepath.Join(folder, rev.CredentialBundle))
+				got, err := x509svid.Parse(cred, cred)
+				if err != nil || got.ID != id {
+					t.Fatalf("folder %s: %v, %v", folder, got, err)
+				}
+				b, err := x509bundle.Load(id.TrustDomain(), filepath.Join(folder, id.TrustDomain().Name()+rev.TrustBundleSuffix))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := x509svid.Verify(got.Certificates, b); err != nil {
+					t.Errorf("folder %s: SVID does not verify against its trust bundle: %v", folder, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(cfg.Dir, "hints.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a pinned revision wrote hints.json: %v", err)
+			}
+			if files.SPIFFEFSFolder(cfg.Dir, 1) != filepath.Join(cfg.Dir, "svid_1") {
+				t.Errorf("second folder is %s", files.SPIFFEFSFolder(cfg.Dir, 1))
+			}
+		})
 	}
 }
 
