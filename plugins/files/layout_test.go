@@ -3,15 +3,18 @@ package files_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -503,5 +506,113 @@ func TestWriteCanceled(t *testing.T) {
 	cancel()
 	if _, err := w.Write(ctx, newPKI(t).set(t)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Write error = %v, want context.Canceled", err)
+	}
+}
+
+// draftConsumer reads a credential folder as an application written from
+// the newest SPIFFE Filesystem Delivery draft alone would (standard library
+// only): the credential bundle in one read (§3.1), PEM blocks without
+// headers or inter-block data, PRIVATE KEY then CERTIFICATE blocks (§2.1),
+// and each "<trust-domain>.spiffe-trust-bundle.x509.pem" as that trust
+// domain's roots only (§2.2, §3.2).
+func draftConsumer(t *testing.T, dir string) (tls.Certificate, map[string]*x509.CertPool) {
+	t.Helper()
+	blocks := func(name string) []*pem.Block {
+		data := readFile(t, filepath.Join(dir, name))
+		var out []*pem.Block
+		for len(data) > 0 {
+			if !bytes.HasPrefix(data, []byte("-----BEGIN ")) {
+				t.Fatalf("%s: inter-block data %q", name, data)
+			}
+			var b *pem.Block
+			b, data = pem.Decode(data)
+			if b == nil || len(b.Headers) > 0 {
+				t.Fatalf("%s: malformed block or headers", name)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	cred := blocks("credential-bundle.private-key.x509.pem")
+	if len(cred) < 2 || cred[0].Type != "PRIVATE KEY" {
+		t.Fatalf("credential bundle: %d blocks, first %q", len(cred), cred[0].Type)
+	}
+	var pair tls.Certificate
+	key, err := x509.ParsePKCS8PrivateKey(cred[0].Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair.PrivateKey = key
+	for _, b := range cred[1:] {
+		if b.Type != "CERTIFICATE" {
+			t.Fatalf("credential bundle block %q", b.Type)
+		}
+		pair.Certificate = append(pair.Certificate, b.Bytes)
+	}
+	pools := map[string]*x509.CertPool{}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		td, ok := strings.CutSuffix(de.Name(), ".spiffe-trust-bundle.x509.pem")
+		if !ok {
+			continue
+		}
+		pool := x509.NewCertPool()
+		bs := blocks(de.Name())
+		if len(bs) == 0 {
+			t.Fatalf("%s: no CERTIFICATE block", de.Name())
+		}
+		for _, b := range bs {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if b.Type != "CERTIFICATE" || err != nil {
+				t.Fatalf("%s: block %q: %v", de.Name(), b.Type, err)
+			}
+			pool.AddCert(c)
+		}
+		pools[td] = pool
+	}
+	return pair, pools
+}
+
+// TestSPIFFEFSReadByDraftConsumer: a folder the writer lays out in the
+// default spiffe-fs layout is usable by draftConsumer: the key matches the
+// leaf, the leaf verifies against its own trust domain's pool only, and
+// every trust domain of the set has its pool.
+func TestSPIFFEFSReadByDraftConsumer(t *testing.T) {
+	p := newPKI(t)
+	cfg := files.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	cfg.Layout = files.LayoutSPIFFEFS
+	w, err := files.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := p.set(t)
+	if _, err := w.Write(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	pair, pools := draftConsumer(t, cfg.Dir)
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(pair.PrivateKey.(crypto.Signer).Public()) {
+		t.Error("the leaf is not issued to the PRIVATE KEY block's key")
+	}
+	if len(pools) != 2 || pools["example.org"] == nil || pools["other.org"] == nil {
+		t.Fatalf("trust domains read: %v", slices.Collect(maps.Keys(pools)))
+	}
+	inter := x509.NewCertPool()
+	for _, der := range pair.Certificate[1:] {
+		c, _ := x509.ParseCertificate(der)
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pools["example.org"], Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("the leaf does not verify against its trust domain's bundle: %v", err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pools["other.org"], Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+		t.Error("the leaf verifies against another trust domain's bundle")
 	}
 }
