@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// EnvCredentialFolder is the environment variable the SPIFFE Filesystem
-// Delivery standard uses to point an application at its credential folder.
-// [NewSource] reads it when no [WithDir] is given.
+// EnvCredentialFolder is the environment variable earlier revisions of the
+// SPIFFE Filesystem Delivery draft used to point an application at its
+// credential folder; the newest revision defines none (the path is agreed
+// out-of-band). [NewSource] reads it when no [WithDir] is given.
 const EnvCredentialFolder = "SPIFFE_CREDENTIAL_FOLDER"
 
 // DefaultDebounce is how long the Source waits after the last change in the
