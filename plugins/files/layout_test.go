@@ -371,6 +371,11 @@ func TestSPIFFEFSMultipleSVIDs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Dir, "svid_1")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the newest layout made a svid_1 folder: %v", err)
 	}
+	for name, mode := range map[string]fs.FileMode{names[1]: 0o600, "hints.json": 0o644} {
+		if fi, err := os.Stat(filepath.Join(cfg.Dir, name)); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, %v; want %v", name, fi.Mode().Perm(), err, mode)
+		}
+	}
 
 	// The second SVID leaves: its file goes, hints.json lists one SVID.
 	set = p.set(t)
