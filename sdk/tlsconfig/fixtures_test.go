@@ -140,3 +140,67 @@ func structure(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// TestWriterBytesMatchFixtures: given the fixtures' own keys and
+// certificates, svidagent's writer reproduces every fixture file byte for
+// byte, hints.json included (the newest fixture is laid out as
+// spiffe/spiffefs lays it out).
+func TestWriterBytesMatchFixtures(t *testing.T) {
+	for _, rev := range fixtureRevisions {
+		t.Run(string(rev), func(t *testing.T) {
+			fixture := filepath.Join("testdata", string(rev))
+			credNames := map[tlsconfig.Revision]string{
+				tlsconfig.RevisionSPIFFEFS:         "credential-bundle.private-key.x509.pem",
+				tlsconfig.RevisionSPIFFEFS20260813: "credential-bundle.private-key.pem",
+				tlsconfig.RevisionSPIFFEFS202602:   "credential-bundle.pem",
+			}
+			tbSuffix := ".spiffe-trust-bundle.pem"
+			if rev == tlsconfig.RevisionSPIFFEFS {
+				tbSuffix = ".spiffe-trust-bundle.x509.pem"
+			}
+			svidFiles := []string{credNames[rev]}
+			if rev == tlsconfig.RevisionSPIFFEFS {
+				svidFiles = append(svidFiles, "1."+credNames[rev])
+			}
+			var svids []*x509svid.SVID
+			for _, name := range svidFiles {
+				data, err := os.ReadFile(filepath.Join(fixture, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := x509svid.Parse(data, data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				svids = append(svids, s)
+			}
+			svids[0].Hint = "internal"
+			var bundles []*x509bundle.Bundle
+			for _, td := range []spiffeid.TrustDomain{tdExample, tdOther} {
+				b, err := x509bundle.Load(td, filepath.Join(fixture, td.Name()+tbSuffix))
+				if err != nil {
+					t.Fatal(err)
+				}
+				bundles = append(bundles, b)
+			}
+			dir := t.TempDir()
+			set := &hostapi.CredentialSet{Name: "test", TrustDomain: tdExample, Credentials: hostapi.Credentials{
+				X509SVIDs: svids, X509Bundles: x509bundle.NewSet(bundles...),
+			}}
+			if _, err := newWriter(t, dir, string(rev)).Write(context.Background(), set); err != nil {
+				t.Fatal(err)
+			}
+			des, err := os.ReadDir(fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, de := range des {
+				want, _ := os.ReadFile(filepath.Join(fixture, de.Name()))
+				got, err := os.ReadFile(filepath.Join(dir, de.Name()))
+				if err != nil || string(got) != string(want) {
+					t.Errorf("%s differs from the fixture (%v):\n%s\nwant\n%s", de.Name(), err, got, want)
+				}
+			}
+		})
+	}
+}
