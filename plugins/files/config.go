@@ -17,8 +17,18 @@ const (
 	// "..data" symlink that is swapped atomically (Kubernetes' atomic
 	// writer), so a reader never sees a new cert with an old key.
 	LayoutData = "data"
-	// LayoutSPIFFEFS is the SPIFFE Filesystem Delivery standard.
+	// LayoutSPIFFEFS is the newest revision of the SPIFFE Filesystem
+	// Delivery draft (spiffe/spiffe PR #376, ".x509.pem" names settled in
+	// its August 2026 review), laid out as spiffe/spiffefs does.
 	LayoutSPIFFEFS = "spiffe-fs"
+	// LayoutSPIFFEFS202608 pins the draft text reviewed on 2026-08-13,
+	// before the ".x509.pem" postfix: "credential-bundle.private-key.pem"
+	// and "<trust-domain>.spiffe-trust-bundle.pem". It is what the
+	// "spiffe-fs" layout wrote before it followed the newest revision.
+	LayoutSPIFFEFS202608 = "spiffe-fs-2026-08-13"
+	// LayoutSPIFFEFS202602 pins the February 2026 draft:
+	// "credential-bundle.pem" and "<trust-domain>.spiffe-trust-bundle.pem".
+	LayoutSPIFFEFS202602 = "spiffe-fs-2026-02"
 )
 
 // Config configures the files writer (writer.files). Field names and
@@ -27,7 +37,9 @@ type Config struct {
 	// Dir is the directory the files are written to; it is created (0755)
 	// if missing. Required. spiffe-helper: cert_dir.
 	Dir string `hcl:"dir,optional" json:"dir"`
-	// Layout is "flat", "data" or "spiffe-fs". Default: "flat".
+	// Layout is "flat", "data", "spiffe-fs" (the newest SPIFFE Filesystem
+	// Delivery draft) or a pinned earlier draft revision
+	// ("spiffe-fs-2026-08-13", "spiffe-fs-2026-02"). Default: "flat".
 	Layout string `hcl:"layout,optional" json:"layout"`
 
 	// SVIDFileName holds the X509-SVID chain, leaf first. Default: "svid.pem".
@@ -95,9 +107,12 @@ func (c *Config) Validate() error {
 		errs.Add("dir", `dir is required; set it to the directory the files go to, for example dir = "/run/svid"`)
 	}
 	switch c.Layout {
-	case LayoutFlat, LayoutData, LayoutSPIFFEFS:
+	case LayoutFlat, LayoutData:
 	default:
-		errs.Add("layout", fmt.Sprintf("unknown layout %q; use %q, %q or %q", c.Layout, LayoutFlat, LayoutData, LayoutSPIFFEFS))
+		if _, ok := spiffeFSRevision(c.Layout); !ok {
+			errs.Add("layout", fmt.Sprintf("unknown layout %q; use %q, %q, %q (newest SPIFFE Filesystem Delivery draft), %q or %q (pinned earlier drafts)",
+				c.Layout, LayoutFlat, LayoutData, LayoutSPIFFEFS, LayoutSPIFFEFS202608, LayoutSPIFFEFS202602))
+		}
 	}
 
 	for _, m := range []struct {

@@ -19,8 +19,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults with dir", nil, nil},
 		{"dir missing", func(c *files.Config) { c.Dir = "" }, map[string]string{"dir": "dir is required"}},
-		{"unknown layout", func(c *files.Config) { c.Layout = "tree" }, map[string]string{"layout": `use "flat", "data" or "spiffe-fs"`}},
+		{"unknown layout", func(c *files.Config) { c.Layout = "tree" }, map[string]string{"layout": `use "flat", "data", "spiffe-fs" (newest SPIFFE Filesystem Delivery draft), "spiffe-fs-2026-08-13" or "spiffe-fs-2026-02" (pinned earlier drafts)`}},
 		{"every layout", func(c *files.Config) { c.Layout = files.LayoutData }, nil},
+		{"newest spiffe-fs", func(c *files.Config) { c.Layout = "spiffe-fs" }, nil},
+		{"pinned spiffe-fs 2026-08-13", func(c *files.Config) { c.Layout = "spiffe-fs-2026-08-13" }, nil},
+		{"pinned spiffe-fs 2026-02", func(c *files.Config) { c.Layout = "spiffe-fs-2026-02" }, nil},
 		{"mode too big", func(c *files.Config) { c.KeyFileMode = 0o1000 }, map[string]string{"key_file_mode": "mode 01000 is over 0777; use an octal permission such as 0644"}},
 		{"decimal 644 by mistake", func(c *files.Config) { c.CertFileMode = 644 }, map[string]string{"cert_file_mode": "mode 01204 is over 0777"}},
 		{"all modes checked", func(c *files.Config) {

@@ -8,8 +8,12 @@
 //   - "data": the same files behind a "..data" symlink swapped atomically,
 //     as Kubernetes' AtomicWriter does, so that a reader resolving "..data"
 //     once sees a consistent set;
-//   - "spiffe-fs": the SPIFFE Filesystem Delivery standard's credential
-//     folder.
+//   - "spiffe-fs": the SPIFFE Filesystem Delivery draft's credential
+//     folder in its newest revision, laid out as spiffe/spiffefs does
+//     (".x509.pem" names, "<i>."-prefixed further SVIDs, hints.json);
+//     "spiffe-fs-2026-08-13" and "spiffe-fs-2026-02" pin earlier
+//     revisions' names (SPIFFEFSRevisions). No layout ever writes an empty
+//     trust bundle file.
 //
 // Every file has its configured mode from the moment it exists, whatever
 // the umask, and the mode is applied again on every write.

@@ -86,10 +86,11 @@ func (w *Writer) Write(ctx context.Context, set *hostapi.CredentialSet) (*hostap
 		paths []string
 		err   error
 	)
-	switch w.cfg.Layout {
-	case LayoutSPIFFEFS:
-		paths, err = w.writeSPIFFEFS(set)
-	case LayoutData:
+	rev, spiffeFS := spiffeFSRevision(w.cfg.Layout)
+	switch {
+	case spiffeFS:
+		paths, err = w.writeSPIFFEFS(set, rev)
+	case w.cfg.Layout == LayoutData:
 		var entries []entry
 		entries, err = w.planFlat(set)
 		if err == nil {

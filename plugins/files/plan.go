@@ -19,13 +19,18 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 )
 
-// Names used by the spiffe-fs layout and bundle_per_trust_domain.
+// Names used by the spiffe-fs layout (newest revision) and
+// bundle_per_trust_domain. SPIFFEFSRevisions lists every revision's names.
 const (
-	// CredentialBundleName is the spiffe-fs credential bundle's file name.
-	CredentialBundleName = "credential-bundle.private-key.pem"
-	// TrustBundleSuffix ends a spiffe-fs trust bundle's file name:
-	// "<trust-domain>.spiffe-trust-bundle.pem".
-	TrustBundleSuffix = ".spiffe-trust-bundle.pem"
+	// CredentialBundleName is the spiffe-fs credential bundle's file name
+	// in the newest draft revision.
+	CredentialBundleName = "credential-bundle.private-key.x509.pem"
+	// TrustBundleSuffix ends a spiffe-fs trust bundle's file name in the
+	// newest draft revision: "<trust-domain>.spiffe-trust-bundle.x509.pem".
+	TrustBundleSuffix = ".spiffe-trust-bundle.x509.pem"
+	// HintsFileName is the newest spiffe-fs layout's index of the SVIDs
+	// in the folder, as spiffe/spiffefs writes it.
+	HintsFileName = "hints.json"
 	// PerTrustDomainSuffix ends a bundle_per_trust_domain file's name:
 	// "<trust-domain>.bundle.pem".
 	PerTrustDomainSuffix = ".bundle.pem"

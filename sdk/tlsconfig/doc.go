@@ -6,11 +6,13 @@
 //
 // It reads three layouts: spiffe-helper's flat files, the same files behind
 // a Kubernetes-style "..data" symlink (read through one resolution of
-// ..data, so never a mixed set), and the SPIFFE Filesystem Delivery
-// standard (the application side: the folder from SPIFFE_CREDENTIAL_FOLDER,
-// the credential bundle read in one open/read/close, one trust bundle per
-// trust domain, never pooled, and de-federation when a trust bundle file
-// disappears).
+// ..data, so never a mixed set), and the SPIFFE Filesystem Delivery draft
+// in every published revision ([Revision], auto-detected from the names
+// present or pinned with [WithRevision]; the application side: the folder
+// from [WithDir] or else SPIFFE_CREDENTIAL_FOLDER, the credential bundle
+// read in one open/read/close, one trust bundle per trust domain, never
+// pooled, de-federation when a trust bundle file disappears, and every
+// MUST NOT of the draft a load error naming the file and byte offset).
 //
 //	src, err := tlsconfig.NewSource(ctx) // $SPIFFE_CREDENTIAL_FOLDER
 //	if err != nil { ... }

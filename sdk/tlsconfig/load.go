@@ -1,10 +1,8 @@
 package tlsconfig
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,9 +83,10 @@ func resolve(dir string) (base, version string, err error) {
 
 func loadFrom(o *options, base string) (*snapshot, error) {
 	layout := o.layout
+	rev, found := detectRevision(o, base)
 	if layout == LayoutAuto {
 		layout = LayoutSPIFFEHelper
-		if _, err := os.Lstat(filepath.Join(base, CredentialBundleName)); err == nil {
+		if found {
 			layout = LayoutSPIFFEFS
 		}
 	}
@@ -97,7 +96,7 @@ func loadFrom(o *options, base string) (*snapshot, error) {
 		err     error
 	)
 	if layout == LayoutSPIFFEFS {
-		svid, bundles, err = loadSPIFFEFS(base)
+		svid, bundles, err = loadSPIFFEFS(base, rev)
 	} else {
 		svid, bundles, err = loadHelper(o, base)
 	}
@@ -119,10 +118,29 @@ func loadFrom(o *options, base string) (*snapshot, error) {
 	return &snapshot{svid: svid, bundles: bundles, digest: digest(svid, bundles)}, nil
 }
 
-// loadSPIFFEFS reads a SPIFFE Filesystem Delivery credential folder: the
-// credential bundle in one open/read/close, then every trust bundle file.
-func loadSPIFFEFS(base string) (*x509svid.SVID, map[spiffeid.TrustDomain]*x509bundle.Bundle, error) {
-	path := filepath.Join(base, CredentialBundleName)
+// detectRevision returns the draft revision to read base with: the pinned
+// one, else the newest whose credential bundle is in base. found reports
+// whether that credential bundle exists.
+func detectRevision(o *options, base string) (rev revisionNames, found bool) {
+	for _, r := range revisions {
+		if o.revision != RevisionAuto && r.rev != o.revision {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(base, r.credentialBundle)); err == nil {
+			return r, true
+		}
+		if o.revision != RevisionAuto {
+			return r, false
+		}
+	}
+	return revisions[0], false
+}
+
+// loadSPIFFEFS reads a SPIFFE Filesystem Delivery credential folder in
+// revision rev: the credential bundle in one open/read/close, then every
+// trust bundle file, each held to the draft's rules.
+func loadSPIFFEFS(base string, rev revisionNames) (*x509svid.SVID, map[spiffeid.TrustDomain]*x509bundle.Bundle, error) {
+	path := filepath.Join(base, rev.credentialBundle)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the credential bundle: %w", err)
@@ -131,51 +149,11 @@ func loadSPIFFEFS(base string) (*x509svid.SVID, map[spiffeid.TrustDomain]*x509bu
 	if err != nil {
 		return nil, nil, fmt.Errorf("parsing the credential bundle %q: %w", path, err)
 	}
-	bundles, err := loadBundles(base, TrustBundleSuffix)
+	bundles, err := loadBundles(base, rev.trustBundleSuffix, parseTrustBundle)
 	if err != nil {
 		return nil, nil, err
 	}
 	return svid, bundles, nil
-}
-
-// parseCredentialBundle parses the standard's credential bundle: a PKCS#8
-// PRIVATE KEY block, then the chain leaf first, as CERTIFICATE blocks with no
-// headers and nothing in between.
-func parseCredentialBundle(data []byte) (*x509svid.SVID, error) {
-	var (
-		key   []byte
-		certs []byte
-		n     int
-	)
-	rest := data
-	for len(bytes.TrimSpace(rest)) > 0 {
-		block, r := pem.Decode(rest)
-		if block == nil {
-			return nil, errors.New("it holds data that is not a PEM block; it may be half written")
-		}
-		rest = r
-		if len(block.Headers) > 0 {
-			return nil, fmt.Errorf("PEM block %d has headers, which the standard forbids", n+1)
-		}
-		switch {
-		case n == 0 && block.Type == "PRIVATE KEY":
-			key = block.Bytes
-		case n == 0:
-			return nil, fmt.Errorf("the first PEM block is %q, want \"PRIVATE KEY\"", block.Type)
-		case block.Type == "CERTIFICATE":
-			certs = append(certs, block.Bytes...)
-		default:
-			return nil, fmt.Errorf("PEM block %d is %q, want \"CERTIFICATE\"", n+1, block.Type)
-		}
-		n++
-	}
-	if key == nil {
-		return nil, errors.New("it is empty")
-	}
-	if certs == nil {
-		return nil, errors.New("it has a key but no certificate")
-	}
-	return x509svid.ParseRaw(certs, key)
 }
 
 // loadHelper reads spiffe-helper's layout: the SVID file, the key file, the
@@ -195,7 +173,7 @@ func loadHelper(o *options, base string) (*x509svid.SVID, map[spiffeid.TrustDoma
 		// first) lands here; the key's rename brings another reload.
 		return nil, nil, fmt.Errorf("parsing the SVID and key in %q: %w", base, err)
 	}
-	bundles, err := loadBundles(base, PerTrustDomainSuffix)
+	bundles, err := loadBundles(base, PerTrustDomainSuffix, x509bundle.Parse)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,7 +205,7 @@ func loadHelper(o *options, base string) (*x509svid.SVID, map[spiffeid.TrustDoma
 // loadBundles reads every "<trust-domain><suffix>" file in base, each as
 // that trust domain's bundle only. Hidden files (a writer's temporaries)
 // and names that are not trust domains are ignored.
-func loadBundles(base, suffix string) (map[spiffeid.TrustDomain]*x509bundle.Bundle, error) {
+func loadBundles(base, suffix string, parse func(spiffeid.TrustDomain, []byte) (*x509bundle.Bundle, error)) (map[spiffeid.TrustDomain]*x509bundle.Bundle, error) {
 	des, err := os.ReadDir(base)
 	if err != nil {
 		return nil, fmt.Errorf("listing the credential folder: %w", err)
@@ -247,7 +225,7 @@ func loadBundles(base, suffix string) (map[spiffeid.TrustDomain]*x509bundle.Bund
 		if err != nil {
 			return nil, fmt.Errorf("reading the bundle of %q: %w", td, err)
 		}
-		b, err := x509bundle.Parse(td, data)
+		b, err := parse(td, data)
 		if err != nil {
 			return nil, fmt.Errorf("parsing the bundle %q: %w", path, err)
 		}

@@ -304,7 +304,7 @@ func TestRejectsInvalidCredentialBundle(t *testing.T) {
 		{name: "empty", data: nil, wantErr: "it is empty"},
 		{name: "cert first", data: append(append([]byte{}, certPEM...), keyPEM...), wantErr: `want "PRIVATE KEY"`},
 		{name: "key only", data: keyPEM, wantErr: "no certificate"},
-		{name: "truncated", data: append(append([]byte{}, keyPEM...), certPEM[:len(certPEM)/2]...), wantErr: "not a PEM block"},
+		{name: "truncated", data: append(append([]byte{}, keyPEM...), certPEM[:len(certPEM)/2]...), wantErr: "byte 241: PEM block has no END line"},
 		{name: "other key", data: append(mustKey(t, ca.X509SVID(t, id)), certPEM...), wantErr: "does not match"},
 	}
 	for _, tt := range tests {
