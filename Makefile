@@ -88,9 +88,9 @@ generate: ## regenerate the committed protobuf code (needs Debian's protobuf-com
 	for f in $$(find hostapi/proto -name '*_grpc.pb.go'); do \
 		{ printf '//go:build !wasip1\n\n'; cat "$$f"; } > "$$f.tmp" && mv "$$f.tmp" "$$f"; done
 
-CROSS_TARGETS := linux/amd64 linux/arm64 linux/arm
+CROSS_TARGETS := linux/amd64 linux/arm64 linux/arm darwin/arm64
 
-cross: ## static linux/amd64, arm64, arm (v7) builds, full and -tags svidagent_nogoplugin, into bin/cross/ (prints sizes)
+cross: ## static linux/amd64, arm64, arm (v7) and darwin/arm64 builds, full and -tags svidagent_nogoplugin, into bin/cross/ (prints sizes)
 	@mkdir -p bin/cross
 	@for t in $(CROSS_TARGETS); do os=$${t%%/*}; arch=$${t##*/}; \
 		for tags in "" svidagent_nogoplugin; do out=bin/cross/svidagent-$$os-$$arch$${tags:+-nogoplugin}; \

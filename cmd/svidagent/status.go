@@ -17,7 +17,6 @@ import (
 
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"golang.org/x/sys/unix"
 )
 
 // lowRemaining is the fraction of a credential's lifetime below which
@@ -102,8 +101,8 @@ func isTerminal(w io.Writer) bool {
 	if !ok {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // printStatus writes st as readable tables. A time left below 20 % of the
