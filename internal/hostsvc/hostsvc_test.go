@@ -137,6 +137,39 @@ func TestLoggerRateLimit(t *testing.T) {
 	}
 }
 
+// TestLoggerFloodSummaries: under a sustained flood (100 lines/s offered
+// for 10 s at a rate of 10), the drop summary is logged at most once a
+// second, not before every accepted line, and no drop goes uncounted.
+func TestLoggerFloodSummaries(t *testing.T) {
+	log, buf := newLog()
+	l := hostsvc.NewLogger(log, "p", 10)
+	now := time.Unix(1000, 0)
+	hostsvc.SetClock(l, func() time.Time { return now })
+	ctx := context.Background()
+	const offered = 1000
+	accepted := 0
+	for range offered {
+		if l.Line(ctx, slog.LevelInfo, "x") {
+			accepted++
+		}
+		now = now.Add(10 * time.Millisecond)
+	}
+	l.Flush(ctx)
+	summaries, dropped := 0, 0
+	for _, r := range buf.records(t) {
+		if d, ok := r["dropped"].(float64); ok {
+			summaries++
+			dropped += int(d)
+		}
+	}
+	if summaries > 11 {
+		t.Errorf("%d drop summaries in 10 s, want at most one a second", summaries)
+	}
+	if accepted+dropped != offered {
+		t.Errorf("accepted %d + summarised %d dropped = %d, want the %d offered", accepted, dropped, accepted+dropped, offered)
+	}
+}
+
 func TestLoggerFlush(t *testing.T) {
 	log, buf := newLog()
 	l := hostsvc.NewLogger(log, "p", 1) // burst 2

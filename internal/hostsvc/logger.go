@@ -20,7 +20,7 @@ const DefaultLogLinesPerSecond = 100
 // lines to the agent's log, tagged component=plugin and plugin=<name>, at
 // most a configured number of lines per second. Excess lines are dropped
 // and counted; when lines are accepted again, one summary line reports how
-// many were dropped. Logger is safe for concurrent use.
+// many were dropped (at most one summary a second; the count carries over). Logger is safe for concurrent use.
 type Logger struct {
 	hostv1.UnimplementedLoggerServer
 
@@ -33,7 +33,13 @@ type Logger struct {
 	tokens  float64
 	last    time.Time
 	dropped uint64
+	summed  time.Time // when the last summary was logged
 }
+
+// summaryInterval is the least time between two summaries of dropped
+// lines: under a sustained flood every accepted line follows a drop, and a
+// summary before each would itself be a flood.
+const summaryInterval = time.Second
 
 // NewLogger returns a Logger writing to log for the plugin named plugin.
 // linesPerSecond ≤ 0 means [DefaultLogLinesPerSecond]; the burst is twice
@@ -91,8 +97,10 @@ func (l *Logger) Line(ctx context.Context, level slog.Level, msg string, args ..
 		return false
 	}
 	l.tokens--
-	dropped := l.dropped
-	l.dropped = 0
+	var dropped uint64
+	if l.dropped > 0 && (l.summed.IsZero() || now.Sub(l.summed) >= summaryInterval) {
+		dropped, l.dropped, l.summed = l.dropped, 0, now
+	}
 	l.mu.Unlock()
 
 	if dropped > 0 {
