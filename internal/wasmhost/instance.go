@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -194,17 +194,17 @@ func hostCall(ctx context.Context, m api.Module, stack []uint64) {
 	if !ok {
 		return
 	}
-	method, payload, err := envelope.DecodeRequest(b)
+	method, payload, err := abi.DecodeRequest(b)
 	if err != nil {
 		return
 	}
 	payload = bytes.Clone(payload)
 	var resp []byte
 	if err := ctx.Err(); err != nil {
-		resp = envelope.EncodeResponse(uint32(codes.DeadlineExceeded), "the call's deadline has passed", nil)
+		resp = abi.EncodeResponse(uint32(codes.DeadlineExceeded), "the call's deadline has passed", nil)
 	} else {
 		code, msg, out := inst.svc.Handle(ctx, "/"+method, payload)
-		resp = envelope.EncodeResponse(code, msg, out)
+		resp = abi.EncodeResponse(code, msg, out)
 	}
 	inst.pending, inst.hasPending = resp, true
 	stack[0] = uint64(uint32(len(resp)))
