@@ -415,21 +415,3 @@ func RotationEventFromProto(p *notifierv1.NotifyRequest) *hostapi.RotationEvent 
 	}
 	return ev
 }
-
-// FieldErrorsToProto encodes validation problems.
-func FieldErrorsToProto(es hostapi.FieldErrors) []*pluginv1.FieldError {
-	out := make([]*pluginv1.FieldError, 0, len(es))
-	for _, e := range es {
-		out = append(out, &pluginv1.FieldError{Field: e.Field, Message: e.Message})
-	}
-	return out
-}
-
-// FieldErrorsFromProto decodes validation problems.
-func FieldErrorsFromProto(ps []*pluginv1.FieldError) hostapi.FieldErrors {
-	var out hostapi.FieldErrors
-	for _, p := range ps {
-		out.Add(p.GetField(), p.GetMessage())
-	}
-	return out
-}
