@@ -127,9 +127,9 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	}
 	inst.mod = mod
 	inst.mem = mod.Memory()
-	inst.alloc = mod.ExportedFunction("svidagent_alloc")
-	inst.free = mod.ExportedFunction("svidagent_free")
-	inst.call = mod.ExportedFunction("svidagent_call")
+	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	inst.free = mod.ExportedFunction(abi.ExportFree)
+	inst.call = mod.ExportedFunction(abi.ExportCall)
 	if init := mod.ExportedFunction("_initialize"); init != nil {
 		if _, err := init.Call(ctx); err != nil {
 			inst.close()
@@ -153,7 +153,7 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 // not the module calling, they refuse.
 func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	_, err := rt.NewHostModuleBuilder("svidagent_host_v1").
+	_, err := rt.NewHostModuleBuilder(abi.HostModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").
