@@ -11,7 +11,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS := $(CURDIR)/bin/tools
 PROTOS := $(shell find hostapi/proto -name '*.proto' | sort)
 
-FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./internal/envelope:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle ./internal/wire/lite:FuzzUnmarshal
+FUZZ_TARGETS := ./internal/config:FuzzLoad ./internal/proc:FuzzSplitArgs ./hostapi/v1/abi:FuzzDecode ./internal/wire:FuzzIssueResponse ./internal/wire:FuzzJWTBundle ./sdk/internal/lite:FuzzUnmarshal
 FUZZTIME ?= 2m
 
 .PHONY: bench-full cross examples help build run test test-unit test-faults spire stepca check bench clean generate fuzz fuzz-short
@@ -65,7 +65,7 @@ check: ## gofmt, vet, staticcheck, linux/arm64 and wasip1 builds, generated code
 	cd examples/issuer-vaultpki && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/svidagent
-	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk ./sdk/wasm ./internal/guest ./hostapi/...
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/... ./hostapi/...
 	@$(MAKE) --no-print-directory generate >/dev/null
 	@git diff --quiet -- hostapi/proto || { echo "make generate changed hostapi/proto: commit the regenerated code"; git diff --stat -- hostapi/proto; exit 1; }
 

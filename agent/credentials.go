@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -40,42 +39,14 @@ func newKeyAndCSR(id spiffeid.ID) (crypto.Signer, []byte, error) {
 	return key, csr, nil
 }
 
-// selectX509 picks the SVIDs an svid block asks for among those offered.
+// selectX509 picks the SVIDs an svid block asks for among those the
+// issuer returned, by the rules of hostapi.X509Index.
 func selectX509(offered []*x509svid.SVID, id spiffeid.ID, hint string, all bool) ([]*x509svid.SVID, error) {
-	var out []*x509svid.SVID
-	for _, s := range offered {
-		if !id.IsZero() && s.ID != id {
-			continue
-		}
-		if hint != "" && s.Hint != hint {
-			continue
-		}
-		out = append(out, s)
-		if !all {
-			break
-		}
+	svids, err := hostapi.SelectX509(offered, &hostapi.IssueRequest{SPIFFEID: id, Hint: hint, All: all})
+	if err != nil {
+		return nil, fmt.Errorf("selecting identity from what the issuer returned: %w", err)
 	}
-	if len(out) == 0 {
-		var have []string
-		for _, s := range offered {
-			h := s.ID.String()
-			if s.Hint != "" {
-				h += " (hint " + s.Hint + ")"
-			}
-			have = append(have, h)
-		}
-		want := "any X509-SVID"
-		switch {
-		case !id.IsZero() && hint != "":
-			want = fmt.Sprintf("X509-SVID %s with hint %q", id, hint)
-		case !id.IsZero():
-			want = "X509-SVID " + id.String()
-		case hint != "":
-			want = fmt.Sprintf("X509-SVID with hint %q", hint)
-		}
-		return nil, fmt.Errorf("selecting identity: the issuer offers no %s (it offers [%s]); check spiffe_id and hint, or the registration entries", want, strings.Join(have, ", "))
-	}
-	return out, nil
+	return svids, nil
 }
 
 // attachKey gives key to each SVID that came back without one (a signing

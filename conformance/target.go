@@ -12,11 +12,11 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/gopluginhost"
-	"github.com/svidagent/svidagent/internal/guest"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/wasmhost"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/inproc"
 )
 
 // Target is the plugin under test. Exactly one of Path, Impl and NewImpl
@@ -284,7 +284,7 @@ func (s *suite) dial(ctx context.Context) (*instance, error) {
 		if s.t.NewImpl != nil {
 			impl = s.t.NewImpl()
 		}
-		d, err := guest.New(s.t.Info, impl, nil)
+		d, err := inproc.New(s.t.Info, impl, nil)
 		if err != nil {
 			return nil, err
 		}

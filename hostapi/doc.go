@@ -12,6 +12,11 @@
 // [Lifecycle] and [io.Closer]; the core feature-detects them by type
 // assertion.
 //
+// What a plugin and the agent share below these interfaces (the WASM
+// envelopes, the method names, the go-plugin handshake) is in package
+// hostapi/v1/abi; [SelectX509] and [X509Index] are the one definition of
+// how an IssueRequest selects X509-SVIDs.
+//
 // This package only grows: a field or an optional interface may be added,
 // nothing is renamed or removed. A breaking change is a new package beside
 // this one.

@@ -19,9 +19,9 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/sdk/goplugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -468,8 +468,9 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 
 	inst := &instance{}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: goplugin.Handshake(),
-		Plugins:         plugin.PluginSet{goplugin.PluginName: hostPlugin{}},
+		HandshakeConfig: plugin.HandshakeConfig{ProtocolVersion: abi.GoPluginProtocolVersion,
+			MagicCookieKey: abi.GoPluginMagicCookieKey, MagicCookieValue: abi.GoPluginMagicCookieValue},
+		Plugins: plugin.PluginSet{abi.GoPluginName: hostPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
 			cmd.Path, cmd.Args, cmd.Err = path, []string{path}, nil
 			r := newProcRunner(cmd, true, p.noNamespace)
@@ -513,7 +514,7 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 		}
 		p.log.Debug("plugin address space limited", "pid", inst.run.pid, "rlimit_as", limit)
 	}
-	raw, err := rpc.Dispense(goplugin.PluginName)
+	raw, err := rpc.Dispense(abi.GoPluginName)
 	if err != nil {
 		return fail("connecting to the plugin", err)
 	}

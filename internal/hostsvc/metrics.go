@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/metrics"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,8 +13,8 @@ import (
 
 // Full method and service names of the Metrics host service.
 const (
-	MethodMetricsCounter = "/svidagent.host.v1.Metrics/Counter"
-	ServiceMetrics       = "svidagent.host.v1.Metrics"
+	MethodMetricsCounter = abi.Metrics_Counter_FullMethodName
+	ServiceMetrics       = abi.Metrics_ServiceName
 )
 
 // CounterSink receives plugin counters; *metrics.Metrics is the agent's.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -11,10 +12,10 @@ import (
 
 // Full method and service names of the host services.
 const (
-	MethodLog         = "/svidagent.host.v1.Logger/Log"
-	MethodHTTPRequest = "/svidagent.host.v1.HTTP/Request"
-	ServiceLogger     = "svidagent.host.v1.Logger"
-	ServiceHTTP       = "svidagent.host.v1.HTTP"
+	MethodLog         = abi.Logger_Log_FullMethodName
+	MethodHTTPRequest = abi.HTTP_Request_FullMethodName
+	ServiceLogger     = abi.Logger_ServiceName
+	ServiceHTTP       = abi.HTTP_ServiceName
 )
 
 // Services bundles the host services one plugin was granted and dispatches

@@ -16,6 +16,7 @@ package pluginhost
 import (
 	"context"
 
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -38,25 +39,26 @@ type Conn interface {
 	Close() error
 }
 
-// Full method names of host API v1.
+// Full method names of host API v1: the generated names of hostapi/v1/abi,
+// the ones the guest SDK dispatches on.
 const (
-	MethodDescribe  = "/svidagent.plugin.v1.Plugin/Describe"
-	MethodValidate  = "/svidagent.plugin.v1.Plugin/Validate"
-	MethodConfigure = "/svidagent.plugin.v1.Plugin/Configure"
-	MethodClose     = "/svidagent.plugin.v1.Plugin/Close"
-	MethodIssue     = "/svidagent.plugin.issuer.v1.Issuer/Issue"
-	MethodWrite     = "/svidagent.plugin.writer.v1.Writer/Write"
-	MethodNotify    = "/svidagent.plugin.notifier.v1.Notifier/Notify"
+	MethodDescribe  = abi.Plugin_Describe_FullMethodName
+	MethodValidate  = abi.Plugin_Validate_FullMethodName
+	MethodConfigure = abi.Plugin_Configure_FullMethodName
+	MethodClose     = abi.Plugin_Close_FullMethodName
+	MethodIssue     = abi.Issuer_Issue_FullMethodName
+	MethodWrite     = abi.Writer_Write_FullMethodName
+	MethodNotify    = abi.Notifier_Notify_FullMethodName
 )
 
 // Service names of host API v1, as Describe lists them.
 const (
-	ServicePlugin   = "svidagent.plugin.v1.Plugin"
-	ServiceIssuer   = "svidagent.plugin.issuer.v1.Issuer"
-	ServiceWriter   = "svidagent.plugin.writer.v1.Writer"
-	ServiceNotifier = "svidagent.plugin.notifier.v1.Notifier"
-	ServiceLogger   = "svidagent.host.v1.Logger"
-	ServiceHTTP     = "svidagent.host.v1.HTTP"
+	ServicePlugin   = abi.Plugin_ServiceName
+	ServiceIssuer   = abi.Issuer_ServiceName
+	ServiceWriter   = abi.Writer_ServiceName
+	ServiceNotifier = abi.Notifier_ServiceName
+	ServiceLogger   = abi.Logger_ServiceName
+	ServiceHTTP     = abi.HTTP_ServiceName
 )
 
 // PathMapper is implemented by a Conn whose plugin reports paths in a

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/internal/guest"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/inproc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +19,7 @@ import (
 // guestConn is an in-memory Conn that serves calls with the plugin-side
 // dispatcher both SDKs use: a real end-to-end loop without a process or a
 // WASM runtime.
-type guestConn struct{ d *guest.Dispatcher }
+type guestConn struct{ d *inproc.Plugin }
 
 func (c guestConn) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
 	b, err := proto.Marshal(req)
@@ -81,7 +81,7 @@ func (n *recordingNotifier) Close() error {
 
 func TestEndToEndWithGuestDispatcher(t *testing.T) {
 	impl := &recordingNotifier{}
-	d, err := guest.New(sdk.Info{Name: "recorder", Version: "0.0.1"}, impl, nil)
+	d, err := inproc.New(sdk.Info{Name: "recorder", Version: "0.0.1"}, impl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestEndToEndWithGuestDispatcher(t *testing.T) {
 	}
 
 	impl = &recordingNotifier{}
-	d, err = guest.New(sdk.Info{Name: "recorder", Version: "0.0.1"}, impl, nil)
+	d, err = inproc.New(sdk.Info{Name: "recorder", Version: "0.0.1"}, impl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestEndToEndWithGuestDispatcher(t *testing.T) {
 		t.Errorf("plugin saw url %q, events %+v, closed %v", impl.url, impl.events, impl.closed)
 	}
 	// Used as the wrong kind, the same plugin is refused, naming both sides.
-	d2, _ := guest.New(sdk.Info{Name: "recorder"}, &recordingNotifier{}, nil)
+	d2, _ := inproc.New(sdk.Info{Name: "recorder"}, &recordingNotifier{}, nil)
 	_, err = pluginhost.Open(context.Background(), guestConn{d2}, pluginhost.Settings{Kind: hostapi.KindWriter, Name: "rec"})
 	if err == nil || !strings.Contains(err.Error(), "svidagent.plugin.writer.v1.Writer") || !strings.Contains(err.Error(), pluginhost.ServiceNotifier) {
 		t.Errorf("a notifier opened as a writer: %v", err)

@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/internal/guest"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/inproc"
 )
 
 // nopNotifier is a notifier that does nothing: the benchmark measures the
@@ -46,7 +46,7 @@ func BenchmarkInvokeNotify(b *testing.B) {
 		}
 	})
 	b.Run("adapter", func(b *testing.B) {
-		d, err := guest.New(sdk.Info{Name: "nop", Version: "0.0.1"}, nopNotifier{}, nil)
+		d, err := inproc.New(sdk.Info{Name: "nop", Version: "0.0.1"}, nopNotifier{}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

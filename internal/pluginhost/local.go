@@ -9,7 +9,7 @@ import (
 )
 
 // Handler serves host API v1 calls as raw method names and protobuf bytes;
-// internal/guest's Dispatcher implements it.
+// sdk/inproc.Plugin implements it.
 type Handler interface {
 	Handle(ctx context.Context, method string, payload []byte) (code uint32, msg string, resp []byte)
 }

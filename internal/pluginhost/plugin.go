@@ -10,6 +10,7 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +20,7 @@ import (
 const (
 	// CapabilityIssuerReturnsKeys lets an issuer return its own private
 	// keys instead of signing the core's CSR.
-	CapabilityIssuerReturnsKeys = "issuer.returns_keys"
+	CapabilityIssuerReturnsKeys = abi.CapabilityIssuerReturnsKeys
 )
 
 // Defaults of [Settings].

@@ -207,9 +207,6 @@ func (s *SPIRE) TrustDomain() string { return s.trustDomain }
 // CreateEntry makes.
 func (s *SPIRE) AgentID() string { return s.agentID }
 
-// ServerSocketPath returns the path of the server's admin API socket.
-func (s *SPIRE) ServerSocketPath() string { return s.serverSock }
-
 // UIDSelector returns the unix workload selector of the calling process's
 // user, "unix:uid:<uid>".
 func UIDSelector() string { return "unix:uid:" + strconv.Itoa(os.Getuid()) }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -31,9 +31,9 @@ func abiExample(t *testing.T) (payload, request, ok, failed string) {
 		t.Fatal(err)
 	}
 	return dump(b),
-		dump(envelope.EncodeRequest("svidagent.plugin.notifier.v1.Notifier/Notify", b)),
-		dump(envelope.EncodeResponse(0, "", nil)),
-		dump(envelope.EncodeResponse(14, "webhook down", nil))
+		dump(abi.EncodeRequest("svidagent.plugin.notifier.v1.Notifier/Notify", b)),
+		dump(abi.EncodeResponse(0, "", nil)),
+		dump(abi.EncodeResponse(14, "webhook down", nil))
 }
 
 // TestABIExample checks that the worked example in hostapi/ABI.md is what

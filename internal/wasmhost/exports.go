@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -86,19 +87,19 @@ type abiSig struct {
 var i32, i64 = api.ValueTypeI32, api.ValueTypeI64
 
 var abiV1 = []abiSig{
-	{"svidagent_abi_v1", nil, nil, "(func)", true},
-	{"svidagent_alloc", []api.ValueType{i32}, []api.ValueType{i32}, "(func (param i32) (result i32))", true},
-	{"svidagent_free", []api.ValueType{i32, i32}, nil, "(func (param i32 i32))", true},
-	{"svidagent_call", []api.ValueType{i32, i32}, []api.ValueType{i64}, "(func (param i32 i32) (result i64))", true},
+	{abi.ExportMarker, nil, nil, "(func)", true},
+	{abi.ExportAlloc, []api.ValueType{i32}, []api.ValueType{i32}, "(func (param i32) (result i32))", true},
+	{abi.ExportFree, []api.ValueType{i32, i32}, nil, "(func (param i32 i32))", true},
+	{abi.ExportCall, []api.ValueType{i32, i32}, []api.ValueType{i64}, "(func (param i32 i32) (result i64))", true},
 	{"_initialize", nil, nil, "(func)", false},
 }
 
 // checkNames checks the names of the exports (hostapi/ABI.md §2).
 func checkNames(funcs, mems map[string]bool) error {
-	if !funcs["svidagent_abi_v1"] {
+	if !funcs[abi.ExportMarker] {
 		var others []string
 		for name := range funcs {
-			if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {
+			if v, ok := strings.CutPrefix(name, abi.MarkerPrefix); ok {
 				others = append(others, v)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 )
 
@@ -45,7 +46,7 @@ func Inspect(ctx context.Context, path, cacheDir string) (Info, error) {
 	if funcs, mems, ok := rawExports(code); ok {
 		for name := range funcs {
 			info.Exports = append(info.Exports, name)
-			if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {
+			if v, ok := strings.CutPrefix(name, abi.MarkerPrefix); ok {
 				info.ABIVersions = append(info.ABIVersions, v)
 			}
 		}
@@ -69,7 +70,7 @@ func Inspect(ctx context.Context, path, cacheDir string) (Info, error) {
 	info.Exports, info.ABIVersions = nil, nil
 	for name := range p.compiled.ExportedFunctions() {
 		info.Exports = append(info.Exports, name)
-		if v, ok := strings.CutPrefix(name, "svidagent_abi_"); ok {
+		if v, ok := strings.CutPrefix(name, abi.MarkerPrefix); ok {
 			info.ABIVersions = append(info.ABIVersions, v)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -127,9 +127,9 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	}
 	inst.mod = mod
 	inst.mem = mod.Memory()
-	inst.alloc = mod.ExportedFunction("svidagent_alloc")
-	inst.free = mod.ExportedFunction("svidagent_free")
-	inst.call = mod.ExportedFunction("svidagent_call")
+	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	inst.free = mod.ExportedFunction(abi.ExportFree)
+	inst.call = mod.ExportedFunction(abi.ExportCall)
 	if init := mod.ExportedFunction("_initialize"); init != nil {
 		if _, err := init.Call(ctx); err != nil {
 			inst.close()
@@ -153,7 +153,7 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 // not the module calling, they refuse.
 func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	_, err := rt.NewHostModuleBuilder("svidagent_host_v1").
+	_, err := rt.NewHostModuleBuilder(abi.HostModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").
@@ -194,17 +194,17 @@ func hostCall(ctx context.Context, m api.Module, stack []uint64) {
 	if !ok {
 		return
 	}
-	method, payload, err := envelope.DecodeRequest(b)
+	method, payload, err := abi.DecodeRequest(b)
 	if err != nil {
 		return
 	}
 	payload = bytes.Clone(payload)
 	var resp []byte
 	if err := ctx.Err(); err != nil {
-		resp = envelope.EncodeResponse(uint32(codes.DeadlineExceeded), "the call's deadline has passed", nil)
+		resp = abi.EncodeResponse(uint32(codes.DeadlineExceeded), "the call's deadline has passed", nil)
 	} else {
 		code, msg, out := inst.svc.Handle(ctx, "/"+method, payload)
-		resp = envelope.EncodeResponse(code, msg, out)
+		resp = abi.EncodeResponse(code, msg, out)
 	}
 	inst.pending, inst.hasPending = resp, true
 	stack[0] = uint64(uint32(len(resp)))

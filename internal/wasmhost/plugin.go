@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/tetratelabs/wazero"
@@ -477,7 +477,7 @@ func (p *Plugin) callOn(ctx context.Context, inst *instance, limit time.Duration
 	if !ok {
 		return fail(codes.Internal, "reply at %#x, %d bytes, is outside the guest's memory", rptr, rlen)
 	}
-	code, msg, out, err := envelope.DecodeResponse(view)
+	code, msg, out, err := abi.DecodeResponse(view)
 	if err != nil {
 		return fail(codes.Internal, "%v", err)
 	}

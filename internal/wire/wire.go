@@ -1,8 +1,8 @@
 // Package wire converts between the hostapi Go types and the host API v1
 // protobuf messages (the generated *.pb.go types), in both directions: the
 // host side (internal/pluginhost, conformance) encodes requests and decodes
-// replies. The plugin side (internal/guest, so both SDKs) uses
-// internal/wire/lite instead, a hand-written codec with the same
+// replies. The plugin side (sdk/internal/guest, so both SDKs) uses
+// sdk/internal/lite instead, a hand-written codec with the same
 // conversions that links no protobuf reflection into WASM guests; lite's
 // tests check that the two agree. Decoding is strict: malformed
 // certificates, keys, tokens or bundles are errors, never partial values.
@@ -414,22 +414,4 @@ func RotationEventFromProto(p *notifierv1.NotifyRequest) *hostapi.RotationEvent 
 		ev.JWT = append(ev.JWT, hostapi.JWTIdentity{SPIFFEID: j.GetSpiffeId(), Audiences: j.GetAudiences(), Expiry: time.Unix(j.GetExpiry(), 0), FileName: j.GetFileName()})
 	}
 	return ev
-}
-
-// FieldErrorsToProto encodes validation problems.
-func FieldErrorsToProto(es hostapi.FieldErrors) []*pluginv1.FieldError {
-	out := make([]*pluginv1.FieldError, 0, len(es))
-	for _, e := range es {
-		out = append(out, &pluginv1.FieldError{Field: e.Field, Message: e.Message})
-	}
-	return out
-}
-
-// FieldErrorsFromProto decodes validation problems.
-func FieldErrorsFromProto(ps []*pluginv1.FieldError) hostapi.FieldErrors {
-	var out hostapi.FieldErrors
-	for _, p := range ps {
-		out.Add(p.GetField(), p.GetMessage())
-	}
-	return out
 }

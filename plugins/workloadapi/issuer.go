@@ -124,7 +124,7 @@ func (i *Issuer) Issue(ctx context.Context, req *hostapi.IssueRequest) (*hostapi
 		if err != nil {
 			return nil, i.wrap("fetching X509-SVIDs", err)
 		}
-		svids, err := selectX509(x.SVIDs, req)
+		svids, err := newX509Snapshot(x).selectFor(req)
 		if err != nil {
 			return nil, fmt.Errorf("selecting an X509-SVID: %w", err)
 		}
@@ -252,7 +252,7 @@ func (i *Issuer) deliver(ev event, req *hostapi.IssueRequest, update func(*hosta
 	switch ev.kind {
 	case x509Update:
 		snap := ev.val.(*x509Snapshot)
-		svids, err := snap.index.selectFor(req)
+		svids, err := snap.selectFor(req)
 		if err != nil {
 			report(fmt.Errorf("selecting an X509-SVID from the Workload API at %s: %w", i.addr, err))
 			return
@@ -271,7 +271,7 @@ type x509Watcher struct {
 }
 
 func (x x509Watcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
-	x.publish(&x509Snapshot{bundles: c.Bundles, index: newX509Index(c.SVIDs)})
+	x.publish(newX509Snapshot(c))
 }
 
 func (x x509Watcher) OnX509ContextWatchError(err error) { x.report(err) }

@@ -3,14 +3,12 @@ package workloadapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"github.com/svidagent/svidagent/hostapi"
 )
 
@@ -273,118 +271,23 @@ func (s *stream) ended(r *run, err error) {
 }
 
 // x509Snapshot is one X.509 context, indexed once for every subscriber's
-// selection.
+// selection (hostapi.X509Index).
 type x509Snapshot struct {
 	bundles *x509bundle.Set
-	index   *x509Index
+	svids   []*x509svid.SVID
+	index   *hostapi.X509Index
 }
 
-// x509Index finds the X509-SVIDs an IssueRequest selects in O(matches)
-// instead of a scan of all of them: see selectFor.
-type x509Index struct {
-	svids  []*x509svid.SVID
-	byID   map[spiffeid.ID]int // the first SVID with the ID
-	next   []int               // the next SVID with the same ID, or -1
-	byHint map[string]int      // the first SVID with the hint
+func newX509Snapshot(c *workloadapi.X509Context) *x509Snapshot {
+	return &x509Snapshot{bundles: c.Bundles, svids: c.SVIDs, index: hostapi.NewX509Index(c.SVIDs)}
 }
 
-func newX509Index(svids []*x509svid.SVID) *x509Index {
-	x := &x509Index{
-		svids:  svids,
-		byID:   make(map[spiffeid.ID]int, len(svids)),
-		next:   make([]int, len(svids)),
-		byHint: map[string]int{},
-	}
-	// Backwards, so that the first of each ID and hint wins.
-	for i := len(svids) - 1; i >= 0; i-- {
-		s := svids[i]
-		x.next[i] = -1
-		if j, ok := x.byID[s.ID]; ok {
-			x.next[i] = j
-		}
-		x.byID[s.ID] = i
-		if s.Hint != "" {
-			x.byHint[s.Hint] = i
-		}
-	}
-	return x
-}
-
-// selectFor picks the X509-SVIDs req asks for among those offered, in the
-// order offered: all of them with req.All; else the first whose SPIFFE ID
-// equals req.SPIFFEID (and whose hint equals req.Hint, when both are set);
-// else the first whose hint equals req.Hint; else the first. The slice
-// returned is the caller's; the SVIDs are shared and must not be modified.
-func (x *x509Index) selectFor(req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
-	if len(x.svids) == 0 {
+// selectFor picks the X509-SVIDs req asks for (hostapi.X509Index.Select).
+func (s *x509Snapshot) selectFor(req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
+	if len(s.svids) == 0 {
 		return nil, errNoX509SVID
 	}
-	switch {
-	case req.All:
-		return slices.Clone(x.svids), nil
-	case !req.SPIFFEID.IsZero():
-		if j, ok := x.byID[req.SPIFFEID]; ok {
-			for ; j >= 0; j = x.next[j] {
-				if req.Hint == "" || x.svids[j].Hint == req.Hint {
-					return []*x509svid.SVID{x.svids[j]}, nil
-				}
-			}
-		}
-	case req.Hint != "":
-		if j, ok := x.byHint[req.Hint]; ok {
-			return []*x509svid.SVID{x.svids[j]}, nil
-		}
-	default:
-		return []*x509svid.SVID{x.svids[0]}, nil
-	}
-	return nil, x509NotFound(x.svids, req)
+	return s.index.Select(req)
 }
 
 var errNoX509SVID = errors.New("the Workload API offered no X509-SVID; check the workload's registration entries")
-
-// selectX509 is selectFor by a scan of svids, for a single selection
-// (Issue), where building the index would cost more than it saves.
-func selectX509(svids []*x509svid.SVID, req *hostapi.IssueRequest) ([]*x509svid.SVID, error) {
-	if len(svids) == 0 {
-		return nil, errNoX509SVID
-	}
-	switch {
-	case req.All:
-		return slices.Clone(svids), nil
-	case !req.SPIFFEID.IsZero():
-		for _, s := range svids {
-			if s.ID == req.SPIFFEID && (req.Hint == "" || s.Hint == req.Hint) {
-				return []*x509svid.SVID{s}, nil
-			}
-		}
-	case req.Hint != "":
-		for _, s := range svids {
-			if s.Hint == req.Hint {
-				return []*x509svid.SVID{s}, nil
-			}
-		}
-	default:
-		return []*x509svid.SVID{svids[0]}, nil
-	}
-	return nil, x509NotFound(svids, req)
-}
-
-func x509NotFound(svids []*x509svid.SVID, req *hostapi.IssueRequest) error {
-	offered := make([]string, 0, len(svids))
-	for _, s := range svids {
-		if s.Hint != "" {
-			offered = append(offered, fmt.Sprintf("%s (hint %q)", s.ID, s.Hint))
-		} else {
-			offered = append(offered, s.ID.String())
-		}
-	}
-	list := strings.Join(offered, ", ")
-	switch {
-	case !req.SPIFFEID.IsZero() && req.Hint != "":
-		return fmt.Errorf("no X509-SVID with SPIFFE ID %q and hint %q among [%s]; check spiffe_id and hint", req.SPIFFEID, req.Hint, list)
-	case !req.SPIFFEID.IsZero():
-		return fmt.Errorf("no X509-SVID with SPIFFE ID %q among [%s]; check spiffe_id", req.SPIFFEID, list)
-	default:
-		return fmt.Errorf("no X509-SVID with hint %q among [%s]; check hint", req.Hint, list)
-	}
-}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"github.com/svidagent/svidagent/hostapi"
 )
 
@@ -137,31 +138,26 @@ func TestStreamCloseDropsSubscribers(t *testing.T) {
 	}
 }
 
-// TestSelectX509MatchesIndex: Issue's scan (selectX509) and Watch's index
-// (selectFor) pick the same X509-SVIDs and fail with the same errors.
-func TestSelectX509MatchesIndex(t *testing.T) {
+// TestSnapshotSelect: a snapshot selects with hostapi.X509Index (the
+// selection rules are tested in hostapi) and says when the Workload API
+// offered nothing at all.
+func TestSnapshotSelect(t *testing.T) {
 	a := spiffeid.RequireFromString("spiffe://example.org/a")
 	b := spiffeid.RequireFromString("spiffe://example.org/b")
-	c := spiffeid.RequireFromString("spiffe://example.org/c")
-	svids := []*x509svid.SVID{
-		{ID: a}, {ID: b, Hint: "h1"}, {ID: a, Hint: "h2"}, {ID: b, Hint: "h2"}, {ID: a, Hint: "h1"},
+	svids := []*x509svid.SVID{{ID: a}, {ID: b, Hint: "h1"}, {ID: a, Hint: "h1"}}
+	reqs := []hostapi.IssueRequest{{}, {All: true}, {SPIFFEID: a, Hint: "h1"}, {Hint: "h1"}, {Hint: "h3"}}
+	snap := newX509Snapshot(&workloadapi.X509Context{SVIDs: svids})
+	for _, req := range reqs {
+		want, wantErr := hostapi.SelectX509(svids, &req)
+		got, gotErr := snap.selectFor(&req)
+		if !slices.Equal(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("%+v: snapshot = %v, %v; hostapi = %v, %v", req, got, gotErr, want, wantErr)
+		}
 	}
-	reqs := []hostapi.IssueRequest{
-		{}, {All: true}, {SPIFFEID: a}, {SPIFFEID: b}, {SPIFFEID: c},
-		{SPIFFEID: a, Hint: "h1"}, {SPIFFEID: a, Hint: "h2"}, {SPIFFEID: b, Hint: "h2"}, {SPIFFEID: b, Hint: "h3"},
-		{Hint: "h1"}, {Hint: "h2"}, {Hint: "h3"},
-	}
-	for _, offered := range [][]*x509svid.SVID{svids, nil} {
-		x := newX509Index(offered)
-		for _, req := range reqs {
-			want, wantErr := x.selectFor(&req)
-			got, gotErr := selectX509(offered, &req)
-			if !slices.Equal(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-				t.Errorf("%+v among %d: scan = %v, %v; index = %v, %v", req, len(offered), got, gotErr, want, wantErr)
-			}
-			if wantErr == nil && len(want) == 0 {
-				t.Errorf("%+v among %d: selected nothing without an error", req, len(offered))
-			}
+	empty := newX509Snapshot(&workloadapi.X509Context{})
+	for _, req := range reqs {
+		if _, err := empty.selectFor(&req); !errors.Is(err, errNoX509SVID) {
+			t.Errorf("%+v among none: %v, want errNoX509SVID", req, err)
 		}
 	}
 }

@@ -41,7 +41,7 @@
 // The gRPC server registers svidagent.plugin.v1.Plugin and the plugin's
 // kind service, served raw: each method hands the request's protobuf bytes,
 // as they came off the wire, to the same dispatcher the WASM SDK uses
-// (internal/guest), so both runtimes behave alike and a request is decoded
+// (sdk/internal/guest), so both runtimes behave alike and a request is decoded
 // once. Calls run on gRPC stream workers (goroutines kept between calls).
 //
 // # Host services

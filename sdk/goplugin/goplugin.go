@@ -18,8 +18,9 @@ import (
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
-	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -29,8 +30,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// PluginName is the one entry of the go-plugin plugin set both sides use.
-const PluginName = "svidagent"
+// PluginName is the one entry of the go-plugin plugin set both sides use
+// (abi.GoPluginName).
+const PluginName = abi.GoPluginName
 
 // Handshake returns the go-plugin handshake of host API v1: protocol
 // version 1 and the magic cookie SVIDAGENT_PLUGIN=v1 (hostapi/ABI.md §8).
@@ -38,9 +40,9 @@ const PluginName = "svidagent"
 // plugin authors who serve with go-plugin directly.
 func Handshake() plugin.HandshakeConfig {
 	return plugin.HandshakeConfig{
-		ProtocolVersion:  1,
-		MagicCookieKey:   "SVIDAGENT_PLUGIN",
-		MagicCookieValue: "v1",
+		ProtocolVersion:  abi.GoPluginProtocolVersion,
+		MagicCookieKey:   abi.GoPluginMagicCookieKey,
+		MagicCookieValue: abi.GoPluginMagicCookieValue,
 	}
 }
 
@@ -171,7 +173,7 @@ func (p *grpcPlugin) rawService(sd *grpc.ServiceDesc) *grpc.ServiceDesc {
 // serve serves one call through the Dispatcher. A Describe request also
 // carries the broker id of the host services.
 func (p *grpcPlugin) serve(ctx context.Context, method string, req []byte) (*rawMsg, error) {
-	if method == guest.MethodDescribe {
+	if method == abi.Method(abi.Plugin_Describe_FullMethodName) {
 		d := &pluginv1.DescribeRequest{}
 		if err := proto.Unmarshal(req, d); err == nil {
 			p.host.setID(d.GetHostBrokerId())

@@ -15,7 +15,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -108,10 +108,10 @@ func TestServerServesRaw(t *testing.T) {
 	ctx := t.Context()
 
 	desc := &pluginv1.DescribeResponse{}
-	if err := conn.Invoke(ctx, "/"+guest.MethodDescribe, &pluginv1.DescribeRequest{HostBrokerId: 7}, desc); err != nil {
+	if err := conn.Invoke(ctx, abi.Plugin_Describe_FullMethodName, &pluginv1.DescribeRequest{HostBrokerId: 7}, desc); err != nil {
 		t.Fatalf("Describe: %v", err)
 	}
-	if desc.GetName() != "raw" || len(desc.GetServices()) != 2 || desc.GetServices()[1] != guest.ServiceNotifier {
+	if desc.GetName() != "raw" || len(desc.GetServices()) != 2 || desc.GetServices()[1] != abi.Notifier_ServiceName {
 		t.Errorf("Describe = %v", desc)
 	}
 	p.host.mu.Lock()
@@ -121,14 +121,14 @@ func TestServerServesRaw(t *testing.T) {
 		t.Errorf("host broker id = %d after Describe, want 7", id)
 	}
 
-	if err := conn.Invoke(ctx, "/"+guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
+	if err := conn.Invoke(ctx, abi.Plugin_Configure_FullMethodName, &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	req := &notifierv1.NotifyRequest{Name: "web", Reason: 1}
 	for i := range 32 {
 		req.Paths = append(req.Paths, fmt.Sprintf("/%03d/%s", i, strings.Repeat("p", 121)))
 	}
-	if err := conn.Invoke(ctx, "/"+guest.MethodNotify, req, &notifierv1.NotifyResponse{}); err != nil {
+	if err := conn.Invoke(ctx, abi.Notifier_Notify_FullMethodName, req, &notifierv1.NotifyResponse{}); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
 	if ev := <-n.got; ev.Name != "web" || ev.Reason != 1 || !slices.Equal(ev.Paths, req.Paths) {
@@ -136,7 +136,7 @@ func TestServerServesRaw(t *testing.T) {
 	}
 
 	req.Name = "fail"
-	err = conn.Invoke(ctx, "/"+guest.MethodNotify, req, &notifierv1.NotifyResponse{})
+	err = conn.Invoke(ctx, abi.Notifier_Notify_FullMethodName, req, &notifierv1.NotifyResponse{})
 	<-n.got
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "failing as asked") {
 		t.Errorf("Notify of a failing plugin = %v, want FAILED_PRECONDITION with its message", err)
@@ -144,12 +144,12 @@ func TestServerServesRaw(t *testing.T) {
 
 	// 0x0a 0x05 announces a 5-byte name but the message ends.
 	garbage, answer := rawMsg{0x0a, 0x05, 'x'}, rawMsg(nil)
-	err = conn.Invoke(ctx, "/"+guest.MethodNotify, &garbage, &answer, grpc.ForceCodecV2(rawCodec{}))
+	err = conn.Invoke(ctx, abi.Notifier_Notify_FullMethodName, &garbage, &answer, grpc.ForceCodecV2(rawCodec{}))
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Notify with a truncated request = %v, want INVALID_ARGUMENT", err)
 	}
 
-	err = conn.Invoke(ctx, "/"+guest.MethodIssue, &notifierv1.NotifyRequest{}, &notifierv1.NotifyResponse{})
+	err = conn.Invoke(ctx, abi.Issuer_Issue_FullMethodName, &notifierv1.NotifyRequest{}, &notifierv1.NotifyResponse{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("Issue on a notifier = %v, want UNIMPLEMENTED", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -50,10 +50,10 @@ func BenchmarkGuestNotify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := envelope.EncodeRequest("svidagent.plugin.notifier.v1.Notifier/Notify", payload)
+	env := abi.EncodeRequest("svidagent.plugin.notifier.v1.Notifier/Notify", payload)
 	b.ReportAllocs()
 	for b.Loop() {
-		if code, msg, _, err := envelope.DecodeResponse(in.raw(env)); err != nil || code != 0 {
+		if code, msg, _, err := abi.DecodeResponse(in.raw(env)); err != nil || code != 0 {
 			b.Fatalf("Notify = %d %q %v", code, msg, err)
 		}
 		h.mu.Lock()

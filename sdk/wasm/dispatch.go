@@ -6,9 +6,9 @@ import (
 	"sync"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/internal/envelope"
-	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/guest"
 )
 
 // served is what Serve recorded: the dispatcher, or why there is none.
@@ -60,15 +60,15 @@ func dispatcher() (*guest.Dispatcher, error) {
 // with INVALID_ARGUMENT, a plugin that did not Serve with
 // FAILED_PRECONDITION.
 func handleEnvelope(ctx context.Context, req []byte) []byte {
-	method, payload, err := envelope.DecodeRequest(req)
+	method, payload, err := abi.DecodeRequest(req)
 	if err != nil {
-		return envelope.EncodeResponse(uint32(sdk.CodeInvalidArgument), "sdk/wasm: "+err.Error(), nil)
+		return abi.EncodeResponse(uint32(sdk.CodeInvalidArgument), "sdk/wasm: "+err.Error(), nil)
 	}
 	d, err := dispatcher()
 	if err != nil {
-		return envelope.EncodeResponse(uint32(sdk.CodeFailedPrecondition), err.Error(), nil)
+		return abi.EncodeResponse(uint32(sdk.CodeFailedPrecondition), err.Error(), nil)
 	}
-	return envelope.EncodeResponse(d.Handle(ctx, method, payload))
+	return abi.EncodeResponse(d.Handle(ctx, method, payload))
 }
 
 // The constructors of Serve and of the kind-specific Serve functions.

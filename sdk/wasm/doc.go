@@ -30,7 +30,7 @@
 // svidagent_free and svidagent_call with //go:wasmexport, and imports log,
 // call and take from module svidagent_host_v1. Nothing of the host
 // (wazero, go-plugin, gRPC) is linked in, and no protobuf reflection or
-// generated code: messages are encoded by internal/wire/lite. A notifier
+// generated code: messages are encoded by sdk/internal/lite. A notifier
 // module is about 6 MB (the template: 5.99 MB; `bench/guestsize.sh` lists
 // every example) and needs about 7.5 MiB of linear memory in steady state,
 // well within the agent's default 32 MiB limit.

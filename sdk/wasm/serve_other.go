@@ -12,8 +12,7 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
-	"github.com/svidagent/svidagent/internal/envelope"
-	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
 	"google.golang.org/protobuf/proto"
 )
@@ -55,8 +54,8 @@ func Call(ctx context.Context, method string, req, resp proto.Message) error {
 		return err
 	}
 	ctx = context.WithValue(ctx, testHostKey{}, sdk.HostFromContext(ctx))
-	out := handleEnvelope(ctx, envelope.EncodeRequest(strings.TrimPrefix(method, "/"), payload))
-	code, msg, p, err := envelope.DecodeResponse(out)
+	out := handleEnvelope(ctx, abi.EncodeRequest(strings.TrimPrefix(method, "/"), payload))
+	code, msg, p, err := abi.DecodeResponse(out)
 	if err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func stubHost(ctx context.Context, method string, req []byte) (uint32, string, [
 		err error
 	)
 	switch method {
-	case guest.MethodLog:
+	case abi.Logger_Log_FullMethodName:
 		var r hostv1.LogRequest
 		if err := proto.Unmarshal(req, &r); err != nil {
 			return uint32(sdk.CodeInvalidArgument), err.Error(), nil
@@ -94,7 +93,7 @@ func stubHost(ctx context.Context, method string, req []byte) (uint32, string, [
 		}
 		h.Log(slog.Level(r.GetLevel()), r.GetMessage(), attrs...)
 		out = &hostv1.LogResponse{}
-	case guest.MethodHTTPRequest:
+	case abi.HTTP_Request_FullMethodName:
 		var r hostv1.HTTPRequest
 		if err := proto.Unmarshal(req, &r); err != nil {
 			return uint32(sdk.CodeInvalidArgument), err.Error(), nil

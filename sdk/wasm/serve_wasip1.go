@@ -11,7 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
 )
 
@@ -111,7 +111,7 @@ func svidagentFree(ptr, size uint32) {
 func svidagentCall(ptr, size uint32) uint64 {
 	var resp []byte
 	if req, ok := release(ptr); !ok || uint64(size) > uint64(len(req)) {
-		resp = envelope.EncodeResponse(uint32(sdk.CodeInvalidArgument),
+		resp = abi.EncodeResponse(uint32(sdk.CodeInvalidArgument),
 			fmt.Sprintf("sdk/wasm: the request at %#x (%d bytes) is not a buffer of svidagent_alloc", ptr, size), nil)
 	} else {
 		resp = handleEnvelope(context.Background(), req[:size])
@@ -134,7 +134,7 @@ func hostCall(ctx context.Context, method string, req []byte) (uint32, string, [
 	if err := ctx.Err(); err != nil {
 		return uint32(sdk.CodeOf(err)), err.Error(), nil
 	}
-	env := envelope.EncodeRequest(strings.TrimPrefix(method, "/"), req)
+	env := abi.EncodeRequest(strings.TrimPrefix(method, "/"), req)
 	n := importCall(unsafe.Pointer(unsafe.SliceData(env)), uint32(len(env)))
 	runtime.KeepAlive(env)
 	if n < 0 {
@@ -145,7 +145,7 @@ func hostCall(ctx context.Context, method string, req []byte) (uint32, string, [
 		return uint32(sdk.CodeInternal), fmt.Sprintf("sdk/wasm: taking the host's answer to %s: got %d bytes, want %d", method, m, n), nil
 	}
 	runtime.KeepAlive(buf)
-	code, msg, payload, err := envelope.DecodeResponse(buf[:n])
+	code, msg, payload, err := abi.DecodeResponse(buf[:n])
 	if err != nil {
 		return uint32(sdk.CodeInternal), "sdk/wasm: the host's answer to " + method + ": " + err.Error(), nil
 	}

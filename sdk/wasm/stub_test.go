@@ -14,6 +14,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
 	"github.com/svidagent/svidagent/sdk/wasm"
 )
@@ -66,10 +67,10 @@ func (f *fakeHost) HTTP(_ context.Context, req *sdk.HTTPRequest) (*sdk.HTTPRespo
 
 func TestStubCall(t *testing.T) {
 	var desc pluginv1.DescribeResponse
-	if err := wasm.Call(context.Background(), "/svidagent.plugin.v1.Plugin/Describe", &pluginv1.DescribeRequest{}, &desc); err != nil || desc.GetName() != "stub" {
+	if err := wasm.Call(context.Background(), abi.Plugin_Describe_FullMethodName, &pluginv1.DescribeRequest{}, &desc); err != nil || desc.GetName() != "stub" {
 		t.Fatalf("Describe = %v, %v", &desc, err)
 	}
-	if err := wasm.Call(context.Background(), "/svidagent.plugin.v1.Plugin/Configure", &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
+	if err := wasm.Call(context.Background(), abi.Plugin_Configure_FullMethodName, &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	h := &fakeHost{allow: true}
@@ -118,7 +119,7 @@ func TestStubServeOfKind(t *testing.T) {
 		desc.GetName() != "kind" || len(desc.GetServices()) != 2 || desc.GetServices()[1] != "svidagent.plugin.notifier.v1.Notifier" {
 		t.Fatalf("Describe = %v, %v", &desc, err)
 	}
-	if err := wasm.Call(ctx, "/svidagent.plugin.v1.Plugin/Configure", &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
+	if err := wasm.Call(ctx, abi.Plugin_Configure_FullMethodName, &pluginv1.ConfigureRequest{ConfigJson: []byte("{}")}, &pluginv1.ConfigureResponse{}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	if err := wasm.Call(ctx, "svidagent.plugin.notifier.v1.Notifier/Notify", &notifierv1.NotifyRequest{Name: "web"}, nil); err != nil {

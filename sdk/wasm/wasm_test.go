@@ -22,7 +22,7 @@ import (
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -107,7 +107,7 @@ func (h *host) call(ctx context.Context, m api.Module, ptr, n uint32) int32 {
 	if !ok {
 		return -1
 	}
-	method, payload, err := envelope.DecodeRequest(b)
+	method, payload, err := abi.DecodeRequest(b)
 	if err != nil {
 		return -1
 	}
@@ -119,26 +119,26 @@ func (h *host) call(ctx context.Context, m api.Module, ptr, n uint32) int32 {
 	case "svidagent.host.v1.Logger/Log":
 		var r hostv1.LogRequest
 		if err := proto.Unmarshal(payload, &r); err != nil {
-			resp = envelope.EncodeResponse(3, err.Error(), nil)
+			resp = abi.EncodeResponse(3, err.Error(), nil)
 			break
 		}
 		h.logs = append(h.logs, fmt.Sprintf("%d %s %v", r.GetLevel(), r.GetMessage(), r.GetAttrs()))
-		resp = envelope.EncodeResponse(0, "", nil)
+		resp = abi.EncodeResponse(0, "", nil)
 	case "svidagent.host.v1.HTTP/Request":
 		var r hostv1.HTTPRequest
 		if err := proto.Unmarshal(payload, &r); err != nil {
-			resp = envelope.EncodeResponse(3, err.Error(), nil)
+			resp = abi.EncodeResponse(3, err.Error(), nil)
 			break
 		}
 		h.calls[len(h.calls)-1] += " " + r.GetMethod() + " " + r.GetUrl() + " " + string(r.GetBody())
 		if h.httpCode != 0 {
-			resp = envelope.EncodeResponse(h.httpCode, "host not allowed", nil)
+			resp = abi.EncodeResponse(h.httpCode, "host not allowed", nil)
 			break
 		}
 		out, _ := proto.Marshal(&hostv1.HTTPResponse{Status: h.httpStatus, Body: []byte("body")})
-		resp = envelope.EncodeResponse(0, "", out)
+		resp = abi.EncodeResponse(0, "", out)
 	default:
-		resp = envelope.EncodeResponse(12, "unknown", nil)
+		resp = abi.EncodeResponse(12, "unknown", nil)
 	}
 	h.pending = resp
 	return int32(len(resp))
@@ -301,7 +301,7 @@ func (in *instance) invoke(method string, req, resp proto.Message) (uint32, stri
 	if err != nil {
 		in.t.Fatal(err)
 	}
-	code, msg, p, err := envelope.DecodeResponse(in.raw(envelope.EncodeRequest(method, payload)))
+	code, msg, p, err := abi.DecodeResponse(in.raw(abi.EncodeRequest(method, payload)))
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -382,13 +382,13 @@ func TestGuestBadInput(t *testing.T) {
 		{"empty", []byte{}, 3},
 		{"short", []byte{1, 2}, 3},
 		{"method length past the end", binary.LittleEndian.AppendUint32(nil, 1000), 3},
-		{"garbage payload", envelope.EncodeRequest("svidagent.plugin.v1.Plugin/Describe", []byte{0xff, 0xff}), 3},
-		{"unknown method", envelope.EncodeRequest("nope/Nope", nil), 12},
+		{"garbage payload", abi.EncodeRequest("svidagent.plugin.v1.Plugin/Describe", []byte{0xff, 0xff}), 3},
+		{"unknown method", abi.EncodeRequest("nope/Nope", nil), 12},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in.t = t
-			code, msg, _, err := envelope.DecodeResponse(in.raw(tt.env))
+			code, msg, _, err := abi.DecodeResponse(in.raw(tt.env))
 			if err != nil || code != tt.wantCode || msg == "" {
 				t.Errorf("answer = %d %q %v, want %d", code, msg, err, tt.wantCode)
 			}
@@ -398,7 +398,7 @@ func TestGuestBadInput(t *testing.T) {
 	// A pointer svidagent_alloc never returned, and a length past the
 	// buffer: answered, not trapped.
 	for _, c := range []struct{ ptr, n uint32 }{{8, 4}, {0, 0}} {
-		code, _, _, err := envelope.DecodeResponse(in.callAt(c.ptr, c.n))
+		code, _, _, err := abi.DecodeResponse(in.callAt(c.ptr, c.n))
 		if err != nil || code != 3 {
 			t.Errorf("call(%#x, %d) = %d %v, want 3", c.ptr, c.n, code, err)
 		}
@@ -407,7 +407,7 @@ func TestGuestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _, _ := envelope.DecodeResponse(in.callAt(uint32(res[0]), 17)); code != 3 {
+	if code, _, _, _ := abi.DecodeResponse(in.callAt(uint32(res[0]), 17)); code != 3 {
 		t.Errorf("a length past the allocation answered %d, want 3", code)
 	}
 	if res, err := in.alloc.Call(in.ctx, 1<<31); err != nil || res[0] != 0 {
@@ -421,13 +421,13 @@ func TestGuestBadInput(t *testing.T) {
 func TestGuestFreesBuffers(t *testing.T) {
 	in := instantiate(t)
 	// An unknown field: the guest's protobuf decoding skips it cheaply.
-	env := envelope.EncodeRequest("svidagent.plugin.v1.Plugin/Describe",
+	env := abi.EncodeRequest("svidagent.plugin.v1.Plugin/Describe",
 		protowire.AppendBytes(protowire.AppendTag(nil, 99, protowire.BytesType), make([]byte, 1<<20)))
 	in.raw(env)
 	before := in.mod.Memory().Size()
 	const calls = 40
 	for range calls {
-		if code, msg, _, err := envelope.DecodeResponse(in.raw(env)); err != nil || code != 0 {
+		if code, msg, _, err := abi.DecodeResponse(in.raw(env)); err != nil || code != 0 {
 			t.Fatalf("Describe = %d %q %v", code, msg, err)
 		}
 	}
@@ -439,7 +439,7 @@ func TestGuestFreesBuffers(t *testing.T) {
 }
 
 // TestGuestLinksNoHost checks that a guest links nothing of the host, and
-// no protobuf reflection or generated code: internal/wire/lite encodes.
+// no protobuf reflection or generated code: sdk/internal/lite encodes.
 func TestGuestLinksNoHost(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "github.com/svidagent/svidagent/sdk", "github.com/svidagent/svidagent/sdk/wasm")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
@@ -452,7 +452,7 @@ func TestGuestLinksNoHost(t *testing.T) {
 			"github.com/tetratelabs/wazero", "github.com/hashicorp/go-plugin", "google.golang.org/grpc",
 			"google.golang.org/protobuf/proto", "google.golang.org/protobuf/reflect/", "google.golang.org/protobuf/internal/impl",
 			"google.golang.org/protobuf/internal/filedesc", "github.com/svidagent/svidagent/hostapi/proto/",
-			"github.com/svidagent/svidagent/internal/wire\n",
+			"github.com/svidagent/svidagent/internal/wire\n", "github.com/svidagent/svidagent/internal/",
 		} {
 			if strings.HasPrefix(dep+"\n", banned) {
 				t.Errorf("a wasip1 guest links %s", dep)
@@ -468,14 +468,14 @@ func TestGuestLinksNoHost(t *testing.T) {
 func TestGuestLinksOnlyItsKind(t *testing.T) {
 	mod := guestWasm(t)
 	// Go writes "/", "-", "(", "*" and ")" as "_" in wasm function names.
-	for _, fn := range []string{"github.com_svidagent_svidagent_internal_wire_lite.RotationEvent", "github.com_svidagent_svidagent_internal_wire_lite.__NotifyRequest_.Unmarshal"} {
+	for _, fn := range []string{"github.com_svidagent_svidagent_sdk_internal_lite.RotationEvent", "github.com_svidagent_svidagent_sdk_internal_lite.__NotifyRequest_.Unmarshal"} {
 		if !bytes.Contains(mod, []byte(fn)) {
 			t.Errorf("the notifier module has no function %s; the test's premise is wrong", fn)
 		}
 	}
 	for _, fn := range []string{
-		"github.com_svidagent_svidagent_internal_wire_lite.CredentialSet",
-		"github.com_svidagent_svidagent_internal_wire_lite.IssueResponseOf",
+		"github.com_svidagent_svidagent_sdk_internal_lite.CredentialSet",
+		"github.com_svidagent_svidagent_sdk_internal_lite.IssueResponseOf",
 		"crypto_x509.ParseCertificate",
 		"crypto_x509.ParsePKCS8PrivateKey",
 		"github.com_go_jose_go_jose_v4_jwt.ParseSigned",

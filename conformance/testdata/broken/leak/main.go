@@ -9,9 +9,10 @@
 package main
 
 import (
-	"github.com/svidagent/svidagent/conformance/testdata/broken/internal/abi"
+	"github.com/svidagent/svidagent/conformance/testdata/broken/internal/fixture"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/internal/testdata/abi"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -23,7 +24,7 @@ func marker() {}
 // kept is the leak.
 var kept [][]byte
 
-var h = &abi.Notifier{Describe: &pluginv1.DescribeResponse{Name: "leak", Version: "0.0.1",
+var h = &fixture.Notifier{Describe: &pluginv1.DescribeResponse{Name: "leak", Version: "0.0.1",
 	Services: []string{"svidagent.plugin.v1.Plugin", "svidagent.plugin.notifier.v1.Notifier"}},
 	Notify: func(payload []byte) (uint32, string) {
 		if err := proto.Unmarshal(payload, &notifierv1.NotifyRequest{}); err != nil {

@@ -8,7 +8,7 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o nomarker.wasm ./conformance/testdata/broken/nomarker
 package main
 
-import "github.com/svidagent/svidagent/conformance/testdata/broken/internal/abi"
+import "github.com/svidagent/svidagent/internal/testdata/abi"
 
 func main() {}
 

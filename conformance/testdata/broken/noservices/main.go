@@ -9,8 +9,9 @@
 package main
 
 import (
-	"github.com/svidagent/svidagent/conformance/testdata/broken/internal/abi"
+	"github.com/svidagent/svidagent/conformance/testdata/broken/internal/fixture"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/internal/testdata/abi"
 )
 
 func main() {}
@@ -18,7 +19,7 @@ func main() {}
 //go:wasmexport svidagent_abi_v1
 func marker() {}
 
-var h = &abi.Notifier{Describe: &pluginv1.DescribeResponse{Name: "noservices", Version: "0.0.1"}}
+var h = &fixture.Notifier{Describe: &pluginv1.DescribeResponse{Name: "noservices", Version: "0.0.1"}}
 
 //go:wasmexport svidagent_call
 func call(ptr, n uint32) uint64 { return abi.Call(ptr, n, h.Handle) }

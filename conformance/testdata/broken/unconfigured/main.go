@@ -10,8 +10,9 @@
 package main
 
 import (
-	"github.com/svidagent/svidagent/conformance/testdata/broken/internal/abi"
+	"github.com/svidagent/svidagent/conformance/testdata/broken/internal/fixture"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/internal/testdata/abi"
 )
 
 func main() {}
@@ -19,7 +20,7 @@ func main() {}
 //go:wasmexport svidagent_abi_v1
 func marker() {}
 
-var h = &abi.Notifier{Describe: &pluginv1.DescribeResponse{Name: "unconfigured", Version: "0.0.1",
+var h = &fixture.Notifier{Describe: &pluginv1.DescribeResponse{Name: "unconfigured", Version: "0.0.1",
 	Services: []string{"svidagent.plugin.v1.Plugin", "svidagent.plugin.notifier.v1.Notifier"}},
 	SkipPrecondition: true}
 

@@ -6,7 +6,7 @@
 //	GOOS=wasip1 GOARCH=wasm go build -o command.wasm ./testdata/guests/command
 package main
 
-import "github.com/svidagent/svidagent/internal/wasmhost/testdata/guests/internal/abi"
+import "github.com/svidagent/svidagent/internal/testdata/abi"
 
 func main() {}
 

@@ -3,7 +3,7 @@
 // Command nocall has the marker and the allocator but no svidagent_call.
 package main
 
-import _ "github.com/svidagent/svidagent/internal/wasmhost/testdata/guests/internal/abi"
+import _ "github.com/svidagent/svidagent/internal/testdata/abi"
 
 func main() {}
 

@@ -3,7 +3,7 @@
 // Command nomarker exports everything but the ABI marker svidagent_abi_v1.
 package main
 
-import "github.com/svidagent/svidagent/internal/wasmhost/testdata/guests/internal/abi"
+import "github.com/svidagent/svidagent/internal/testdata/abi"
 
 func main() {}
 

@@ -40,7 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/svidagent/svidagent/internal/wasmhost/testdata/guests/internal/abi"
+	"github.com/svidagent/svidagent/internal/testdata/abi"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 

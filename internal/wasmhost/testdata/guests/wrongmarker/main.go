@@ -3,7 +3,7 @@
 // Command wrongmarker speaks a future ABI: it exports svidagent_abi_v2 only.
 package main
 
-import "github.com/svidagent/svidagent/internal/wasmhost/testdata/guests/internal/abi"
+import "github.com/svidagent/svidagent/internal/testdata/abi"
 
 func main() {}
 

@@ -1,4 +1,4 @@
-package envelope_test
+package abi_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/svidagent/svidagent/internal/envelope"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 )
 
 func TestRequest(t *testing.T) {
@@ -27,9 +27,9 @@ func TestRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, p, err := envelope.DecodeRequest(tt.in)
+			m, p, err := abi.DecodeRequest(tt.in)
 			if tt.wantErr {
-				if !errors.Is(err, envelope.ErrMalformed) {
+				if !errors.Is(err, abi.ErrMalformed) {
 					t.Fatalf("DecodeRequest(%x) error = %v, want ErrMalformed", tt.in, err)
 				}
 				return
@@ -40,7 +40,7 @@ func TestRequest(t *testing.T) {
 			if m != tt.method || !bytes.Equal(p, tt.payload) {
 				t.Fatalf("DecodeRequest(%x) = %q, %x; want %q, %x", tt.in, m, p, tt.method, tt.payload)
 			}
-			if got := envelope.EncodeRequest(m, p); !bytes.Equal(got, tt.in) {
+			if got := abi.EncodeRequest(m, p); !bytes.Equal(got, tt.in) {
 				t.Fatalf("EncodeRequest(%q, %x) = %x, want %x", m, p, got, tt.in)
 			}
 		})
@@ -66,9 +66,9 @@ func TestResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, m, p, err := envelope.DecodeResponse(tt.in)
+			c, m, p, err := abi.DecodeResponse(tt.in)
 			if tt.wantErr {
-				if !errors.Is(err, envelope.ErrMalformed) {
+				if !errors.Is(err, abi.ErrMalformed) {
 					t.Fatalf("DecodeResponse(%x) error = %v, want ErrMalformed", tt.in, err)
 				}
 				return
@@ -79,7 +79,7 @@ func TestResponse(t *testing.T) {
 			if c != tt.code || m != tt.msg || !bytes.Equal(p, tt.payload) {
 				t.Fatalf("DecodeResponse(%x) = %d, %q, %x; want %d, %q, %x", tt.in, c, m, p, tt.code, tt.msg, tt.payload)
 			}
-			if got := envelope.EncodeResponse(c, m, p); !bytes.Equal(got, tt.in) {
+			if got := abi.EncodeResponse(c, m, p); !bytes.Equal(got, tt.in) {
 				t.Fatalf("EncodeResponse = %x, want %x", got, tt.in)
 			}
 		})
@@ -90,16 +90,16 @@ func TestResponse(t *testing.T) {
 // that whatever they accept re-encodes to the same bytes.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(envelope.EncodeRequest("svidagent.plugin.notifier.v1.Notifier/Notify", []byte{0x0a, 0x03, 'w', 'e', 'b'}))
-	f.Add(envelope.EncodeResponse(13, "trapped", nil))
+	f.Add(abi.EncodeRequest("svidagent.plugin.notifier.v1.Notifier/Notify", []byte{0x0a, 0x03, 'w', 'e', 'b'}))
+	f.Add(abi.EncodeResponse(13, "trapped", nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if m, p, err := envelope.DecodeRequest(b); err == nil {
-			if got := envelope.EncodeRequest(m, p); !bytes.Equal(got, b) {
+		if m, p, err := abi.DecodeRequest(b); err == nil {
+			if got := abi.EncodeRequest(m, p); !bytes.Equal(got, b) {
 				t.Fatalf("request round trip: %x became %x", b, got)
 			}
 		}
-		if c, m, p, err := envelope.DecodeResponse(b); err == nil {
-			if got := envelope.EncodeResponse(c, m, p); !bytes.Equal(got, b) {
+		if c, m, p, err := abi.DecodeResponse(b); err == nil {
+			if got := abi.EncodeResponse(c, m, p); !bytes.Equal(got, b) {
 				t.Fatalf("response round trip: %x became %x", b, got)
 			}
 		}
@@ -107,8 +107,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 func ExampleEncodeRequest() {
-	b := envelope.EncodeRequest("svidagent.plugin.v1.Plugin/Close", nil)
-	method, payload, err := envelope.DecodeRequest(b)
+	b := abi.EncodeRequest("svidagent.plugin.v1.Plugin/Close", nil)
+	method, payload, err := abi.DecodeRequest(b)
 	fmt.Printf("% x\n%q %d %v\n", b[:4], method, len(payload), err)
 	// Output:
 	// 20 00 00 00
@@ -116,8 +116,8 @@ func ExampleEncodeRequest() {
 }
 
 func ExampleEncodeResponse() {
-	b := envelope.EncodeResponse(5, "no such svid", nil)
-	code, msg, _, err := envelope.DecodeResponse(b)
+	b := abi.EncodeResponse(5, "no such svid", nil)
+	code, msg, _, err := abi.DecodeResponse(b)
 	fmt.Println(code, msg, err)
 	// Output:
 	// 5 no such svid <nil>

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
-	"github.com/svidagent/svidagent/internal/wire/lite"
+	"github.com/svidagent/svidagent/sdk/internal/lite"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -9,15 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/svidagent/svidagent/internal/wire/lite"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
-)
-
-// Full method names of the host services, in gRPC's form.
-const (
-	MethodLog         = "/svidagent.host.v1.Logger/Log"
-	MethodHTTPRequest = "/svidagent.host.v1.HTTP/Request"
-	MethodCounter     = "/svidagent.host.v1.Metrics/Counter"
+	"github.com/svidagent/svidagent/sdk/internal/lite"
 )
 
 // hostImpl is the sdk.Host plugin code gets, over a HostCaller.
@@ -47,7 +41,7 @@ func (h hostImpl) Log(level slog.Level, msg string, attrs ...any) {
 	}
 	// Logging never fails the plugin: a refused or dropped line is the
 	// host's business.
-	h.call(h.ctx, MethodLog, b)
+	h.call(h.ctx, abi.Logger_Log_FullMethodName, b)
 }
 
 func appendAttr(kv []string, prefix string, a slog.Attr) []string {
@@ -95,7 +89,7 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 	if err != nil {
 		return nil, fmt.Errorf("encoding the HTTP request: %w", err)
 	}
-	code, msg, out := h.call(ctx, MethodHTTPRequest, b)
+	code, msg, out := h.call(ctx, abi.HTTP_Request_FullMethodName, b)
 	if code != 0 {
 		return nil, sdk.Error(sdk.Code(code), "making an HTTP request through the host: "+msg)
 	}
@@ -110,8 +104,9 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 	return hr, nil
 }
 
-// trimMethod returns method without its leading "/".
-func trimMethod(method string) string { return strings.TrimPrefix(method, "/") }
+// fullMethod returns method in gRPC's full form, with its leading "/", the
+// form of abi's *_FullMethodName constants.
+func fullMethod(method string) string { return "/" + strings.TrimPrefix(method, "/") }
 
 // Counter adds delta to the plugin's counter name with labels, through
 // svidagent.host.v1.Metrics/Counter; the agent exports it as
@@ -123,7 +118,7 @@ func (h hostImpl) Counter(ctx context.Context, name, help string, labels map[str
 	if err != nil {
 		return fmt.Errorf("encoding the counter: %w", err)
 	}
-	if code, msg, _ := h.call(ctx, MethodCounter, b); code != 0 {
+	if code, msg, _ := h.call(ctx, abi.Metrics_Counter_FullMethodName, b); code != 0 {
 		return sdk.Error(sdk.Code(code), "adding to counter "+name+" through the host: "+msg)
 	}
 	return nil

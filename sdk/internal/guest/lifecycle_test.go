@@ -13,8 +13,9 @@ import (
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -101,14 +102,14 @@ var _ hostapi.Lifecycle = (*lifecycleNotifier)(nil)
 func TestLifecycleStartStop(t *testing.T) {
 	conf := func(cfg string) func(*testing.T, *guest.Dispatcher) (uint32, string) {
 		return func(t *testing.T, d *guest.Dispatcher) (uint32, string) {
-			return call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(cfg)}, nil)
+			return call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(cfg)}, nil)
 		}
 	}
 	closeCall := func(t *testing.T, d *guest.Dispatcher) (uint32, string) {
-		return call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
+		return call(t, d, abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, nil)
 	}
 	notify := func(t *testing.T, d *guest.Dispatcher) (uint32, string) {
-		return call(t, d, guest.MethodNotify, &notifierv1.NotifyRequest{Name: "x"}, nil)
+		return call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), &notifierv1.NotifyRequest{Name: "x"}, nil)
 	}
 	type step struct {
 		do       func(*testing.T, *guest.Dispatcher) (uint32, string)
@@ -198,7 +199,7 @@ func TestLifecycleStartStop(t *testing.T) {
 			if got := n.running.Load(); got != tt.running {
 				t.Errorf("%d goroutines running, want %d", got, tt.running)
 			}
-			call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
+			call(t, d, abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, nil)
 			if got := n.running.Load(); got != 0 {
 				t.Errorf("%d goroutines running after Close", got)
 			}
@@ -223,7 +224,7 @@ func TestLifecycleWithoutConfig(t *testing.T) {
 	}
 	configure(t, d, `{}`)
 	configure(t, d, ``)
-	call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
+	call(t, d, abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, nil)
 	if s, p := l.starts.Load(), l.stops.Load(); s != 2 || p != 2 {
 		t.Errorf("starts %d, stops %d; want 2 and 2", s, p)
 	}
@@ -245,15 +246,15 @@ func TestLifecycleHammer(t *testing.T) {
 			defer wg.Done()
 			for range 100 {
 				if g%2 == 0 {
-					call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{}, nil)
+					call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{}, nil)
 				} else {
-					call(t, d, guest.MethodNotify, &notifierv1.NotifyRequest{Name: "x"}, nil)
+					call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), &notifierv1.NotifyRequest{Name: "x"}, nil)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
+	call(t, d, abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, nil)
 	if s, p := l.starts.Load(), l.stops.Load(); s != 201 || p != 201 {
 		t.Errorf("starts %d, stops %d; want 201 each", s, p)
 	}
@@ -298,7 +299,7 @@ func TestHostCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	configure(t, d, `{}`)
-	call(t, d, guest.MethodClose, &pluginv1.CloseRequest{}, nil)
+	call(t, d, abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, nil)
 	want := `/svidagent.host.v1.Metrics/Counter renewals_total "Token renewals." map[result:success] 1`
 	if len(seen) != 1 || seen[0] != want {
 		t.Errorf("host calls %q, want [%q]", seen, want)
@@ -307,7 +308,7 @@ func TestHostCounter(t *testing.T) {
 	d2, _ := guest.New(sdk.Info{Name: "lc"}, &counterPlugin{}, func(context.Context, string, []byte) (uint32, string, []byte) {
 		return 8, "too many series", nil
 	})
-	code, msg := call(t, d2, guest.MethodConfigure, &pluginv1.ConfigureRequest{}, nil)
+	code, msg := call(t, d2, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{}, nil)
 	if code == 0 || !strings.Contains(msg, "too many series") {
 		t.Errorf("Configure = %d %q, want the host's refusal", code, msg)
 	}

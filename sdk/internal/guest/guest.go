@@ -11,33 +11,10 @@ import (
 	"sync"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/internal/wire/lite"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/lite"
 )
-
-// Method names of host API v1, without the leading "/" (Handle accepts
-// both forms).
-const (
-	MethodDescribe  = "svidagent.plugin.v1.Plugin/Describe"
-	MethodValidate  = "svidagent.plugin.v1.Plugin/Validate"
-	MethodConfigure = "svidagent.plugin.v1.Plugin/Configure"
-	MethodClose     = "svidagent.plugin.v1.Plugin/Close"
-	MethodIssue     = "svidagent.plugin.issuer.v1.Issuer/Issue"
-	MethodWrite     = "svidagent.plugin.writer.v1.Writer/Write"
-	MethodNotify    = "svidagent.plugin.notifier.v1.Notifier/Notify"
-)
-
-// Service names of host API v1, as Describe lists them.
-const (
-	ServicePlugin   = "svidagent.plugin.v1.Plugin"
-	ServiceIssuer   = "svidagent.plugin.issuer.v1.Issuer"
-	ServiceWriter   = "svidagent.plugin.writer.v1.Writer"
-	ServiceNotifier = "svidagent.plugin.notifier.v1.Notifier"
-)
-
-// CapabilityIssuerReturnsKeys is the capability an issuer declares to
-// return its own private keys instead of signing the core's CSR.
-const CapabilityIssuerReturnsKeys = "issuer.returns_keys"
 
 // HostCaller calls a host service: method is in gRPC's full form
 // ("/svidagent.host.v1.HTTP/Request"), req and resp are protobuf bytes, and
@@ -157,7 +134,7 @@ func newDispatcher(info sdk.Info, impl any, host HostCaller, serve map[hostapi.K
 	}
 	d := &Dispatcher{info: info, kind: kinds[0], impl: impl, serve: serve[kinds[0]]}
 	d.service = map[hostapi.Kind]string{
-		hostapi.KindIssuer: ServiceIssuer, hostapi.KindWriter: ServiceWriter, hostapi.KindNotifier: ServiceNotifier,
+		hostapi.KindIssuer: abi.Issuer_ServiceName, hostapi.KindWriter: abi.Writer_ServiceName, hostapi.KindNotifier: abi.Notifier_ServiceName,
 	}[d.kind]
 	d.conf, _ = impl.(sdk.Configurer)
 	d.host = host
@@ -187,28 +164,28 @@ func (d *Dispatcher) Handle(ctx context.Context, method string, payload []byte) 
 		out lite.Marshaler
 		err error
 	)
-	switch m := trimMethod(method); m {
-	case MethodDescribe:
+	switch m := fullMethod(method); m {
+	case abi.Plugin_Describe_FullMethodName:
 		if err = decode(payload, &lite.DescribeRequest{}, "DescribeRequest"); err == nil {
 			out = d.describe()
 		}
-	case MethodValidate:
+	case abi.Plugin_Validate_FullMethodName:
 		var req lite.ValidateRequest
 		if err = decode(payload, &req, "ValidateRequest"); err == nil {
 			out = &lite.ValidateResponse{Problems: lite.FieldErrors(d.validate(req.ConfigJSON))}
 		}
-	case MethodConfigure:
+	case abi.Plugin_Configure_FullMethodName:
 		var req lite.ConfigureRequest
 		if err = decode(payload, &req, "ConfigureRequest"); err == nil {
 			out, err = &lite.Empty{}, d.configure(ctx, req.ConfigJSON)
 		}
-	case MethodClose:
+	case abi.Plugin_Close_FullMethodName:
 		if err = decode(payload, &lite.Empty{}, "CloseRequest"); err == nil {
 			out, err = &lite.Empty{}, d.close()
 		}
-	case MethodNotify, MethodWrite, MethodIssue:
+	case abi.Notifier_Notify_FullMethodName, abi.Writer_Write_FullMethodName, abi.Issuer_Issue_FullMethodName:
 		if m != d.kindMethod() {
-			return uint32(sdk.CodeUnimplemented), fmt.Sprintf("plugin %s is a %s and does not implement %s", d.info.Name, d.kind, m), nil
+			return uint32(sdk.CodeUnimplemented), fmt.Sprintf("plugin %s is a %s and does not implement %s", d.info.Name, d.kind, abi.Method(m)), nil
 		}
 		out, err = d.serveKind(ctx, m, payload)
 	default:
@@ -236,11 +213,11 @@ func decode(payload []byte, req interface{ Unmarshal([]byte) error }, name strin
 func (d *Dispatcher) kindMethod() string {
 	switch d.kind {
 	case hostapi.KindIssuer:
-		return MethodIssue
+		return abi.Issuer_Issue_FullMethodName
 	case hostapi.KindWriter:
-		return MethodWrite
+		return abi.Writer_Write_FullMethodName
 	default:
-		return MethodNotify
+		return abi.Notifier_Notify_FullMethodName
 	}
 }
 
@@ -249,7 +226,7 @@ func (d *Dispatcher) describe() *lite.DescribeResponse {
 	// DESCRIBE FIELDS markers in internal/wire/lite).
 	return &lite.DescribeResponse{
 		Name: d.info.Name, Version: d.info.Version,
-		Services:          []string{ServicePlugin, d.service},
+		Services:          []string{abi.Plugin_ServiceName, d.service},
 		Capabilities:      slices.Clone(d.info.Capabilities),
 		ExampleConfigJSON: bytes.Clone(d.info.ExampleConfigJSON),
 	}
@@ -429,11 +406,11 @@ func serveIssue(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marsha
 	if creds == nil {
 		return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s: Issue returned neither credentials nor an error", d.info.Name)
 	}
-	withKeys := slices.Contains(d.info.Capabilities, CapabilityIssuerReturnsKeys)
+	withKeys := slices.Contains(d.info.Capabilities, abi.CapabilityIssuerReturnsKeys)
 	if !withKeys {
 		for _, s := range creds.X509SVIDs {
 			if s.PrivateKey != nil {
-				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s returned a private key for %s without declaring the %q capability; sign the request's CSR instead, or declare it", d.info.Name, s.ID, CapabilityIssuerReturnsKeys)
+				return nil, sdk.Errorf(sdk.CodeInternal, "plugin %s returned a private key for %s without declaring the %q capability; sign the request's CSR instead, or declare it", d.info.Name, s.ID, abi.CapabilityIssuerReturnsKeys)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package envelope
+package abi
 
 import (
 	"encoding/binary"

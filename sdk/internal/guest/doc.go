@@ -1,6 +1,6 @@
 // Package guest is the plugin side of host API v1, shared by the SDKs of
 // both runtimes (sdk/wasm and sdk/goplugin): a [Dispatcher] takes a call as
-// a method name and protobuf bytes, decodes it with internal/wire/lite (a
+// a method name and protobuf bytes, decodes it with sdk/internal/lite (a
 // hand-written codec: no protobuf reflection, no generated code), runs the
 // plugin's Go implementation (hostapi.Issuer, hostapi.Writer or
 // hostapi.Notifier, optionally sdk.Configurer, hostapi.Lifecycle and
@@ -9,12 +9,13 @@
 // stopped before the next Configure and at Close. The runtime-specific
 // transport (the WASM exports, the gRPC server) stays in the SDKs.
 //
-// It exists so that the SDKs share one dispatch; it is not part of the
+// It exists so that the SDKs share one dispatch (sdk/inproc exposes it to
+// the host for in-process plugins); it is not part of the
 // public API.
 //
 //	d, err := guest.New(sdk.Info{Name: "notifier-webhook"}, impl, hostCaller)
 //	if err != nil { ... }
-//	code, msg, resp := d.Handle(ctx, "/svidagent.plugin.notifier.v1.Notifier/Notify", req)
+//	code, msg, resp := d.Handle(ctx, abi.Notifier_Notify_FullMethodName, req)
 //
 // New serves any kind, so it links every kind's conversions: a writer's
 // certificate and key parsing (crypto/x509) and JWT parsing (go-jose) end

@@ -1,7 +1,7 @@
 // Package lite is a hand-written protobuf codec for the messages of host
 // API v1 (hostapi/proto/**/v1), built on
 // google.golang.org/protobuf/encoding/protowire alone. The guest side of
-// the API (internal/guest, and so every WASM plugin built with sdk/wasm)
+// the API (sdk/internal/guest, and so every WASM plugin built with sdk/wasm)
 // uses it instead of the generated *.pb.go packages, so that a plugin links
 // no protobuf reflection, no descriptors and no generated code: that is
 // most of what made a Go plugin module 11 MB (docs/PERFORMANCE.md, "Guest

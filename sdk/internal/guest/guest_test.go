@@ -28,10 +28,11 @@ import (
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
-	"github.com/svidagent/svidagent/internal/guest"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/testca"
 	"github.com/svidagent/svidagent/internal/wire"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -156,14 +157,14 @@ func (h *fakeHost) call(_ context.Context, method string, req []byte) (uint32, s
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, method)
 	switch method {
-	case guest.MethodLog:
+	case abi.Logger_Log_FullMethodName:
 		var r hostv1.LogRequest
 		if err := proto.Unmarshal(req, &r); err != nil {
 			return 3, err.Error(), nil
 		}
 		h.logs = append(h.logs, &r)
 		return 0, "", nil
-	case guest.MethodHTTPRequest:
+	case abi.HTTP_Request_FullMethodName:
 		if h.code != 0 {
 			return h.code, "host \"h:80\" is not allowed", nil
 		}
@@ -190,7 +191,7 @@ func mustNew(t *testing.T, impl any, h guest.HostCaller) *guest.Dispatcher {
 // plugin block without one.
 func mustConfigure(t *testing.T, d *guest.Dispatcher) {
 	t.Helper()
-	if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
+	if code, msg := call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
 		t.Fatalf("Configure({}) = %d %q", code, msg)
 	}
 }
@@ -221,7 +222,7 @@ func call(t *testing.T, d *guest.Dispatcher, method string, req, resp proto.Mess
 
 func configure(t *testing.T, d *guest.Dispatcher, cfg string) {
 	t.Helper()
-	if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(cfg)}, nil); code != 0 {
+	if code, msg := call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(cfg)}, nil); code != 0 {
 		t.Fatalf("Configure = %d %q", code, msg)
 	}
 }
@@ -310,15 +311,15 @@ func TestNewOfKind(t *testing.T) {
 	}
 	configure := func(d *guest.Dispatcher) {
 		t.Helper()
-		if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
+		if code, msg := call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
 			t.Fatalf("Configure = %d %q", code, msg)
 		}
 	}
 	configure(d)
-	if code, msg := call(t, d, guest.MethodNotify, &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{}); code != 0 || n.n.Load() != 1 {
+	if code, msg := call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{}); code != 0 || n.n.Load() != 1 {
 		t.Errorf("Notify = %d %q, %d calls; want 0 and 1 call", code, msg, n.n.Load())
 	}
-	if code, _ := call(t, d, guest.MethodWrite, &writerv1.WriteRequest{}, nil); code != uint32(sdk.CodeUnimplemented) {
+	if code, _ := call(t, d, abi.Method(abi.Writer_Write_FullMethodName), &writerv1.WriteRequest{}, nil); code != uint32(sdk.CodeUnimplemented) {
 		t.Errorf("Write on a notifier = %d, want UNIMPLEMENTED", code)
 	}
 	w := &writer{}
@@ -331,7 +332,7 @@ func TestNewOfKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, msg := call(t, d, guest.MethodWrite, req, &writerv1.WriteResponse{}); code != 0 || w.got == nil || !w.got.X509SVIDs[0].Certificates[0].Equal(svid.Certificates[0]) {
+	if code, msg := call(t, d, abi.Method(abi.Writer_Write_FullMethodName), req, &writerv1.WriteResponse{}); code != 0 || w.got == nil || !w.got.X509SVIDs[0].Certificates[0].Equal(svid.Certificates[0]) {
 		t.Errorf("Write = %d %q; the writer got %+v", code, msg, w.got)
 	}
 }
@@ -341,20 +342,20 @@ func TestDescribe(t *testing.T) {
 		impl    any
 		service string
 	}{
-		{&plain{}, guest.ServiceNotifier},
-		{&writer{}, guest.ServiceWriter},
-		{&issuer{}, guest.ServiceIssuer},
+		{&plain{}, abi.Notifier_ServiceName},
+		{&writer{}, abi.Writer_ServiceName},
+		{&issuer{}, abi.Issuer_ServiceName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
 			d := mustNew(t, tt.impl, nil)
 			var resp pluginv1.DescribeResponse
 			req := &pluginv1.DescribeRequest{HostServices: []string{"svidagent.host.v1.Logger"}}
-			if code, msg := call(t, d, "/"+guest.MethodDescribe, req, &resp); code != 0 {
+			if code, msg := call(t, d, abi.Plugin_Describe_FullMethodName, req, &resp); code != 0 {
 				t.Fatalf("Describe = %d %q", code, msg)
 			}
 			if resp.GetName() != "test" || resp.GetVersion() != "0.1.0" ||
-				!reflect.DeepEqual(resp.GetServices(), []string{guest.ServicePlugin, tt.service}) ||
+				!reflect.DeepEqual(resp.GetServices(), []string{abi.Plugin_ServiceName, tt.service}) ||
 				!reflect.DeepEqual(resp.GetCapabilities(), []string{"x.y"}) || string(resp.GetExampleConfigJson()) != `{"url":"a"}` {
 				t.Errorf("Describe = %v", &resp)
 			}
@@ -382,7 +383,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := mustNew(t, tt.impl, nil)
 			var resp pluginv1.ValidateResponse
-			if code, msg := call(t, d, guest.MethodValidate, &pluginv1.ValidateRequest{ConfigJson: []byte(tt.config)}, &resp); code != 0 {
+			if code, msg := call(t, d, abi.Method(abi.Plugin_Validate_FullMethodName), &pluginv1.ValidateRequest{ConfigJson: []byte(tt.config)}, &resp); code != 0 {
 				t.Fatalf("Validate = %d %q", code, msg)
 			}
 			var got []string
@@ -414,17 +415,17 @@ func TestLifecycle(t *testing.T) {
 		wantCode uint32
 		wantMsg  string
 	}{
-		{"notify before configure", guest.MethodNotify, notify, 9, "not configured"},
-		{"invalid config", guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, 3, "url: required"},
-		{"still not configured", guest.MethodNotify, notify, 9, "not configured"},
-		{"configure", guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"a"}`)}, 0, ""},
-		{"notify", guest.MethodNotify, notify, 0, ""},
-		{"reconfigure", guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"b"}`)}, 0, ""},
-		{"notify again", "/" + guest.MethodNotify, notify, 0, ""},
-		{"close", guest.MethodClose, &pluginv1.CloseRequest{}, 0, ""},
-		{"close is idempotent", guest.MethodClose, &pluginv1.CloseRequest{}, 0, ""},
-		{"notify after close", guest.MethodNotify, notify, 9, "closed"},
-		{"configure after close", guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"c"}`)}, 9, "closed"},
+		{"notify before configure", abi.Method(abi.Notifier_Notify_FullMethodName), notify, 9, "not configured"},
+		{"invalid config", abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, 3, "url: required"},
+		{"still not configured", abi.Method(abi.Notifier_Notify_FullMethodName), notify, 9, "not configured"},
+		{"configure", abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"a"}`)}, 0, ""},
+		{"notify", abi.Method(abi.Notifier_Notify_FullMethodName), notify, 0, ""},
+		{"reconfigure", abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"b"}`)}, 0, ""},
+		{"notify again", abi.Notifier_Notify_FullMethodName, notify, 0, ""},
+		{"close", abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, 0, ""},
+		{"close is idempotent", abi.Method(abi.Plugin_Close_FullMethodName), &pluginv1.CloseRequest{}, 0, ""},
+		{"notify after close", abi.Method(abi.Notifier_Notify_FullMethodName), notify, 9, "closed"},
+		{"configure after close", abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"c"}`)}, 9, "closed"},
 	}
 	for _, s := range steps {
 		code, msg := call(t, d, s.method, s.req, nil)
@@ -443,11 +444,11 @@ func TestLifecycle(t *testing.T) {
 func TestConfigureError(t *testing.T) {
 	n := &notifier{configErr: sdk.Error(sdk.CodeUnavailable, "vault is down")}
 	d := mustNew(t, n, nil)
-	code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"a"}`)}, nil)
+	code, msg := call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"a"}`)}, nil)
 	if code != 14 || !strings.Contains(msg, "vault is down") {
 		t.Errorf("Configure = %d %q, want 14", code, msg)
 	}
-	if code, _ := call(t, d, guest.MethodNotify, notify, nil); code != 9 {
+	if code, _ := call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), notify, nil); code != 9 {
 		t.Errorf("Notify after a failed Configure = %d, want 9", code)
 	}
 }
@@ -457,16 +458,16 @@ func TestNoConfig(t *testing.T) {
 	d := mustNew(t, p, nil)
 	// ABI.md §6: kind calls before a successful Configure answer
 	// FAILED_PRECONDITION, also for a plugin that takes no config.
-	if code, msg := call(t, d, guest.MethodNotify, notify, nil); code != 9 || !strings.Contains(msg, "not configured") {
+	if code, msg := call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), notify, nil); code != 9 || !strings.Contains(msg, "not configured") {
 		t.Errorf("Notify before Configure = %d %q, want 9 not configured", code, msg)
 	}
-	if code, _ := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
+	if code, _ := call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, nil); code != 0 {
 		t.Errorf("Configure({}) = %d, want 0", code)
 	}
-	if code, msg := call(t, d, guest.MethodNotify, notify, nil); code != 0 {
+	if code, msg := call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), notify, nil); code != 0 {
 		t.Errorf("Notify after Configure({}) = %d %q, want 0", code, msg)
 	}
-	if code, msg := call(t, d, guest.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"x":1}`)}, nil); code != 3 || !strings.Contains(msg, "takes no configuration") {
+	if code, msg := call(t, d, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"x":1}`)}, nil); code != 3 || !strings.Contains(msg, "takes no configuration") {
 		t.Errorf("Configure({x:1}) = %d %q, want 3", code, msg)
 	}
 	if p.n.Load() != 1 {
@@ -483,19 +484,19 @@ func TestErrors(t *testing.T) {
 		wantCode uint32
 		wantMsg  string
 	}{
-		{"panic", guest.MethodNotify, marshal(t, &notifierv1.NotifyRequest{Name: "panic"}), 13, "panicked: boom in notify"},
-		{"plain error", guest.MethodNotify, marshal(t, &notifierv1.NotifyRequest{Name: "fail"}), 2, "endpoint said no"},
-		{"coded error", guest.MethodNotify, marshal(t, &notifierv1.NotifyRequest{Name: "unavailable"}), 14, "connection refused"},
-		{"deadline", guest.MethodNotify, marshal(t, &notifierv1.NotifyRequest{Name: "deadline"}), 4, "deadline exceeded"},
-		{"field errors", guest.MethodNotify, marshal(t, &notifierv1.NotifyRequest{Name: "fields"}), 3, "url: bad"},
-		{"malformed notify", guest.MethodNotify, garbage, 3, "decoding NotifyRequest"},
-		{"malformed describe", guest.MethodDescribe, garbage, 3, "decoding DescribeRequest"},
-		{"malformed validate", guest.MethodValidate, garbage, 3, "decoding ValidateRequest"},
-		{"malformed configure", guest.MethodConfigure, garbage, 3, "decoding ConfigureRequest"},
+		{"panic", abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, &notifierv1.NotifyRequest{Name: "panic"}), 13, "panicked: boom in notify"},
+		{"plain error", abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, &notifierv1.NotifyRequest{Name: "fail"}), 2, "endpoint said no"},
+		{"coded error", abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, &notifierv1.NotifyRequest{Name: "unavailable"}), 14, "connection refused"},
+		{"deadline", abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, &notifierv1.NotifyRequest{Name: "deadline"}), 4, "deadline exceeded"},
+		{"field errors", abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, &notifierv1.NotifyRequest{Name: "fields"}), 3, "url: bad"},
+		{"malformed notify", abi.Method(abi.Notifier_Notify_FullMethodName), garbage, 3, "decoding NotifyRequest"},
+		{"malformed describe", abi.Method(abi.Plugin_Describe_FullMethodName), garbage, 3, "decoding DescribeRequest"},
+		{"malformed validate", abi.Method(abi.Plugin_Validate_FullMethodName), garbage, 3, "decoding ValidateRequest"},
+		{"malformed configure", abi.Method(abi.Plugin_Configure_FullMethodName), garbage, 3, "decoding ConfigureRequest"},
 		{"unknown method", "svidagent.plugin.v9.Plugin/Describe", nil, 12, "does not implement"},
 		{"empty method", "", nil, 12, "does not implement"},
-		{"other kind", guest.MethodWrite, nil, 12, "is a notifier"},
-		{"other kind, slash", "/" + guest.MethodIssue, nil, 12, "is a notifier"},
+		{"other kind", abi.Method(abi.Writer_Write_FullMethodName), nil, 12, "is a notifier"},
+		{"other kind, slash", abi.Issuer_Issue_FullMethodName, nil, 12, "is a notifier"},
 	}
 	d := mustNew(t, &notifier{}, nil)
 	configure(t, d, `{"url":"a"}`)
@@ -508,7 +509,7 @@ func TestErrors(t *testing.T) {
 		})
 	}
 	// The dispatcher still works after all that.
-	if code, msg := call(t, d, guest.MethodNotify, notify, nil); code != 0 {
+	if code, msg := call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), notify, nil); code != 0 {
 		t.Errorf("Notify = %d %q", code, msg)
 	}
 }
@@ -528,12 +529,12 @@ func TestMalformedKindPayloads(t *testing.T) {
 		method string
 		bad    []byte
 	}{
-		{"writer: truncated", &writer{}, guest.MethodWrite, marshal(t, wr)[:40]},
-		{"writer: garbage cert", &writer{}, guest.MethodWrite, marshal(t, &writerv1.WriteRequest{X509Svids: []*pluginv1.X509SVID{{SpiffeId: id.String(), CertChain: [][]byte{{1}}}}})},
-		{"writer: no key", &writer{}, guest.MethodWrite, marshal(t, &writerv1.WriteRequest{X509Svids: []*pluginv1.X509SVID{{SpiffeId: id.String(), CertChain: wr.X509Svids[0].CertChain}}})},
-		{"issuer: bad id", &issuer{t: t, ca: ca}, guest.MethodIssue, marshal(t, &issuerv1.IssueRequest{SpiffeId: "http://x"})},
-		{"issuer: x509 without csr", &issuer{t: t, ca: ca}, guest.MethodIssue, marshal(t, &issuerv1.IssueRequest{SpiffeId: id.String(), X509: true})},
-		{"notifier: truncated", &plain{}, guest.MethodNotify, marshal(t, &notifierv1.NotifyRequest{Name: "web", Paths: []string{"/a/b/c"}})[:8]},
+		{"writer: truncated", &writer{}, abi.Method(abi.Writer_Write_FullMethodName), marshal(t, wr)[:40]},
+		{"writer: garbage cert", &writer{}, abi.Method(abi.Writer_Write_FullMethodName), marshal(t, &writerv1.WriteRequest{X509Svids: []*pluginv1.X509SVID{{SpiffeId: id.String(), CertChain: [][]byte{{1}}}}})},
+		{"writer: no key", &writer{}, abi.Method(abi.Writer_Write_FullMethodName), marshal(t, &writerv1.WriteRequest{X509Svids: []*pluginv1.X509SVID{{SpiffeId: id.String(), CertChain: wr.X509Svids[0].CertChain}}})},
+		{"issuer: bad id", &issuer{t: t, ca: ca}, abi.Method(abi.Issuer_Issue_FullMethodName), marshal(t, &issuerv1.IssueRequest{SpiffeId: "http://x"})},
+		{"issuer: x509 without csr", &issuer{t: t, ca: ca}, abi.Method(abi.Issuer_Issue_FullMethodName), marshal(t, &issuerv1.IssueRequest{SpiffeId: id.String(), X509: true})},
+		{"notifier: truncated", &plain{}, abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, &notifierv1.NotifyRequest{Name: "web", Paths: []string{"/a/b/c"}})[:8]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -564,7 +565,7 @@ func TestWrite(t *testing.T) {
 	d := mustNew(t, w, nil)
 	mustConfigure(t, d)
 	var resp writerv1.WriteResponse
-	if code, msg := call(t, d, guest.MethodWrite, req, &resp); code != 0 {
+	if code, msg := call(t, d, abi.Method(abi.Writer_Write_FullMethodName), req, &resp); code != 0 {
 		t.Fatalf("Write = %d %q", code, msg)
 	}
 	if !reflect.DeepEqual(resp.GetPaths(), []string{"/out/svid.pem"}) {
@@ -597,7 +598,7 @@ func TestIssue(t *testing.T) {
 	}{
 		{"signs the csr", &issuer{t: t, ca: ca}, nil, 0, false},
 		{"own key, undeclared", &issuer{t: t, ca: ca, ownKey: true}, nil, 13, false},
-		{"own key, declared", &issuer{t: t, ca: ca, ownKey: true}, []string{guest.CapabilityIssuerReturnsKeys}, 0, true},
+		{"own key, declared", &issuer{t: t, ca: ca, ownKey: true}, []string{abi.CapabilityIssuerReturnsKeys}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -607,7 +608,7 @@ func TestIssue(t *testing.T) {
 			}
 			mustConfigure(t, d)
 			var resp issuerv1.IssueResponse
-			code, msg := call(t, d, guest.MethodIssue, req, &resp)
+			code, msg := call(t, d, abi.Method(abi.Issuer_Issue_FullMethodName), req, &resp)
 			if code != tt.wantCode {
 				t.Fatalf("Issue = %d %q, want %d", code, msg, tt.wantCode)
 			}
@@ -657,7 +658,7 @@ func TestNotifierNeverSeesKeys(t *testing.T) {
 	rec := &recorder{}
 	d := mustNew(t, rec, nil)
 	mustConfigure(t, d)
-	if code, msg, _ := d.Handle(context.Background(), guest.MethodNotify, smuggled); code != 0 {
+	if code, msg, _ := d.Handle(context.Background(), abi.Method(abi.Notifier_Notify_FullMethodName), smuggled); code != 0 {
 		t.Fatalf("Notify = %d %q", code, msg)
 	}
 	got := fmt.Sprintf("%#v", *rec.ev)
@@ -713,11 +714,11 @@ func TestHost(t *testing.T) {
 			h := &fakeHost{code: tt.code}
 			d := mustNew(t, &notifier{}, h.call)
 			configure(t, d, `{"url":"a"}`)
-			code, msg := call(t, d, guest.MethodNotify, &notifierv1.NotifyRequest{Name: "http"}, nil)
+			code, msg := call(t, d, abi.Method(abi.Notifier_Notify_FullMethodName), &notifierv1.NotifyRequest{Name: "http"}, nil)
 			if code != tt.wantCode {
 				t.Fatalf("Notify = %d %q, want %d", code, msg, tt.wantCode)
 			}
-			if !reflect.DeepEqual(h.calls, []string{guest.MethodHTTPRequest}) {
+			if !reflect.DeepEqual(h.calls, []string{abi.HTTP_Request_FullMethodName}) {
 				t.Errorf("host calls = %q", h.calls)
 			}
 		})
@@ -752,7 +753,7 @@ func hostOf(t *testing.T, call guest.HostCaller) sdk.Host {
 	c := &capture{}
 	d := mustNew(t, c, call)
 	mustConfigure(t, d)
-	if code, msg, _ := d.Handle(context.Background(), guest.MethodNotify, nil); code != 0 {
+	if code, msg, _ := d.Handle(context.Background(), abi.Method(abi.Notifier_Notify_FullMethodName), nil); code != 0 {
 		t.Fatalf("Notify = %d %q", code, msg)
 	}
 	return c.host
@@ -789,13 +790,13 @@ func TestHammer(t *testing.T) {
 				var code uint32
 				switch (g + i) % 4 {
 				case 0:
-					code, _, _ = d.Handle(context.Background(), guest.MethodConfigure, marshal(t, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"b"}`)}))
+					code, _, _ = d.Handle(context.Background(), abi.Method(abi.Plugin_Configure_FullMethodName), marshal(t, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"url":"b"}`)}))
 				case 1:
-					code, _, _ = d.Handle(context.Background(), guest.MethodValidate, marshal(t, &pluginv1.ValidateRequest{ConfigJson: []byte(`{"url":"b"}`)}))
+					code, _, _ = d.Handle(context.Background(), abi.Method(abi.Plugin_Validate_FullMethodName), marshal(t, &pluginv1.ValidateRequest{ConfigJson: []byte(`{"url":"b"}`)}))
 				case 2:
-					code, _, _ = d.Handle(context.Background(), guest.MethodDescribe, nil)
+					code, _, _ = d.Handle(context.Background(), abi.Method(abi.Plugin_Describe_FullMethodName), nil)
 				default:
-					code, _, _ = d.Handle(context.Background(), guest.MethodNotify, marshal(t, notify))
+					code, _, _ = d.Handle(context.Background(), abi.Method(abi.Notifier_Notify_FullMethodName), marshal(t, notify))
 				}
 				if code != 0 {
 					failures.Add(1)

@@ -14,7 +14,7 @@ import (
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
 	"github.com/svidagent/svidagent/internal/testca"
 	"github.com/svidagent/svidagent/internal/wire"
-	"github.com/svidagent/svidagent/internal/wire/lite"
+	"github.com/svidagent/svidagent/sdk/internal/lite"
 	"google.golang.org/protobuf/proto"
 )
 

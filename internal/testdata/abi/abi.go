@@ -1,10 +1,14 @@
 //go:build wasip1
 
-// Package abi is the broken fixtures' hand-written side of hostapi/ABI.md (copied from
-// internal/wasmhost/testdata/guests): the allocator exports, the envelopes and the host imports,
-// using //go:wasmexport and //go:wasmimport directly (no SDK). Each guest
-// defines svidagent_abi_v1 and svidagent_call itself, so that a guest can
-// leave either out.
+// Package abi is the test guests' hand-written side of hostapi/ABI.md,
+// shared by the WASM runtime's test guests (internal/wasmhost/testdata/
+// guests) and the conformance suite's broken fixtures (conformance/
+// testdata/broken): the allocator exports, the request/response envelopes
+// and the host imports, using //go:wasmexport and //go:wasmimport directly
+// (no SDK, and on purpose not hostapi/v1/abi: it is a second reading of
+// ABI.md that the host is tested against). Each guest defines
+// svidagent_abi_v1 and svidagent_call itself, so that a guest can leave
+// either out.
 package abi
 
 import (
