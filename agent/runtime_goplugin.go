@@ -9,6 +9,7 @@ package agent
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
@@ -38,6 +39,13 @@ func openCommand(ctx context.Context, e *config.External, env runtimeEnv) (conn,
 		}
 		svc.HTTP = web
 	}
+	// Every command plugin runs under a memory limit on Linux, where one
+	// can be set (RLIMIT_AS growth after start); elsewhere only an
+	// explicit limit is applied, and fails the start with a clear error.
+	mem := e.Limits.MemoryBytes
+	if mem == 0 && runtime.GOOS == "linux" {
+		mem = config.DefaultCommandMemory
+	}
 	p, err := gopluginhost.Open(ctx, gopluginhost.Config{
 		Path:                 e.Path,
 		SHA256:               e.SHA256,
@@ -46,6 +54,7 @@ func openCommand(ctx context.Context, e *config.External, env runtimeEnv) (conn,
 		Name:                 e.Name,
 		Logger:               env.a.log,
 		StartTimeout:         e.StartTimeout,
+		MemoryBytes:          mem,
 		Services:             svc,
 		StateDir:             filepath.Clean(env.stateDir),
 		OnRestart:            env.a.pluginRestarted(e.Name, e.Runtime),

@@ -393,3 +393,61 @@ func refIf(bad string) string {
 	}
 	return "  notifier " + strings.Fields(name)[0] + " {}\n"
 }
+
+// TestPluginMemoryLimit: a command plugin that allocates without end,
+// under limits { memory = "128MiB" }, dies of its limit at each rotation
+// instead of taking the machine's memory; the agent logs the failure,
+// stays live, restarts the plugin for the next rotation, and a healthy
+// plugin of the same rotations is notified every time. (128 MiB, not less:
+// the Go runtime's own reservations after the handshake vary under load.)
+func TestPluginMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	bin, sum := buildHostile(t, dir, "")
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	ca := testca.New(t, td)
+	bundles := x509bundle.NewSet(ca.X509Bundle())
+	srv := fakeworkloadapi.New(t)
+	srv.SetX509([]*x509svid.SVID{ca.X509SVID(t, spiffeid.RequireFromPath(td, "/hog"))}, bundles)
+	port := freePort(t)
+	writeFile(t, filepath.Join(dir, "agent.hcl"), fmt.Sprintf(`state_dir = "state"
+
+plugin "hog" {
+  command = %q
+  sha256  = %q
+  config {
+    mode = "hog"
+  }
+  limits {
+    memory = "128MiB"
+  }
+}
+
+plugin "calm" {
+  command = %q
+  sha256  = %q
+  config {}
+}
+`, bin, sum, bin, sum)+nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"hog\" {}\n  notifier \"calm\" {}"))
+	p := startAgent(t, dir, "run", "-config", "agent.hcl")
+	hogFailed := func(r logRecord) bool {
+		return strings.HasPrefix(r.Msg, "notifying failed") && field(r, "plugin") == "hog"
+	}
+	calmNotified := func(r logRecord) bool { return r.Msg == "notified" && field(r, "plugin") == "calm" }
+	from := 0
+	for rotation := range 2 {
+		if rotation > 0 {
+			from = p.numRecords()
+			srv.SetX509([]*x509svid.SVID{ca.X509SVID(t, spiffeid.RequireFromPath(td, "/hog"))}, bundles)
+		}
+		i := p.waitLog(t, from, 60*time.Second, "the hog's failed notification", hogFailed)
+		msg := p.record(i).Error
+		if !strings.Contains(msg, `plugin "hog" exited during`) {
+			t.Fatalf("rotation %d: the hog's failure %q does not say it exited (\"allocated 8 GiB unhindered\" means no limit held)", rotation, msg)
+		}
+		p.waitLog(t, from, 60*time.Second, "the healthy plugin's notification", calmNotified)
+		if code, _ := (health{fmt.Sprintf("http://127.0.0.1:%d", port)}).live(); code != 200 {
+			t.Fatalf("rotation %d: /live = %d, want 200", rotation, code)
+		}
+		t.Logf("rotation %d: %s", rotation, msg)
+	}
+}

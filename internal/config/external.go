@@ -32,6 +32,13 @@ const (
 // which a test in agent checks.
 const (
 	MaxPluginMemory     = 32 << 20
+	// DefaultCommandMemory and MaxCommandMemory are the default and the
+	// ceiling of a command (go-plugin) plugin's memory limit: the growth
+	// of its address space after start (RLIMIT_AS, Linux). A Go plugin
+	// reserves address space in 64 MiB arenas and needs far more than a
+	// WASM guest's linear memory, so the WASM ceiling cannot serve.
+	DefaultCommandMemory = 1 << 30
+	MaxCommandMemory     = 16 << 30
 	MaxPluginReply      = 4 << 20
 	DefaultStartTimeout = 10 * time.Second
 	// MaxWASMStartTimeout is the host ceiling of a WASM plugin's
@@ -98,7 +105,9 @@ type External struct {
 
 // Limits lower the host ceilings of one plugin; zero takes the ceiling.
 type Limits struct {
-	// MemoryBytes caps a WASM plugin's linear memory. Ceiling: 32 MiB.
+	// MemoryBytes caps a WASM plugin's linear memory (ceiling 32 MiB) or
+	// the address-space growth of a command plugin after its start
+	// (default [DefaultCommandMemory], ceiling [MaxCommandMemory]).
 	MemoryBytes uint64 `json:"memory_bytes,omitempty"`
 	// Timeout is each call's deadline. Ceiling: [MaxPluginTimeout].
 	Timeout time.Duration `json:"timeout,omitempty"`
@@ -300,9 +309,13 @@ func decodeLimits(b *hcl.Block, d *externalDecl) hcl.Diagnostics {
 	if a, ok := c.Attributes["memory"]; ok {
 		n, ds := sizeValue(a)
 		diags = append(diags, ds...)
-		if !ds.HasErrors() && n > MaxPluginMemory {
+		ceiling, what := uint64(MaxPluginMemory), "a WASM plugin's linear memory"
+		if d.ext.Runtime == RuntimeCommand {
+			ceiling, what = MaxCommandMemory, "a command plugin's memory"
+		}
+		if !ds.HasErrors() && n > ceiling {
 			diags = append(diags, errorf(a.Expr.Range(), "Limit above the ceiling",
-				"memory = %s raises the host ceiling of 32MiB; limits may only lower it: write at most \"32MiB\", or remove the line.", formatSize(n)))
+				"memory = %s raises the host ceiling of %s for %s; limits may only lower it: write at most %q, or remove the line.", formatSize(n), formatSize(ceiling), what, formatSize(ceiling)))
 		}
 		d.ext.Limits.MemoryBytes = n
 	}
@@ -369,6 +382,8 @@ func sizeValue(a *hcl.Attribute) (uint64, hcl.Diagnostics) {
 
 func formatSize(n uint64) string {
 	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
 	case n%(1<<20) == 0:
 		return fmt.Sprintf("%dMiB", n>>20)
 	case n%(1<<10) == 0:

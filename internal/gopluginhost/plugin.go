@@ -512,7 +512,7 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 		if err != nil {
 			return fail("applying the memory limit", err)
 		}
-		p.log.Debug("plugin address space limited", "pid", inst.run.pid, "rlimit_as", limit)
+		p.log.Debug("plugin memory limited", "pid", inst.run.pid, "mechanism", "RLIMIT_AS", "growth_bytes", p.cfg.MemoryBytes, "rlimit_as", limit)
 	}
 	raw, err := rpc.Dispense(abi.GoPluginName)
 	if err != nil {

@@ -21,7 +21,9 @@
 //	       SVIDAGENT_TEST_MARKER=<marker> in its environment, and log
 //	       "spawned";
 //	       "flood": at Configure, start writing 1 MiB lines full of control
-//	       bytes (ESC) to stderr, without end.
+//	       bytes (ESC) to stderr, without end;
+//	       "hog": at each Notify, allocate and touch 4 MiB blocks, up to
+//	       8 GiB, and fail if nothing stopped it.
 //	marker the spawned process's marker.
 package main
 
@@ -29,6 +31,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,6 +53,9 @@ type config struct {
 
 type notifier struct{}
 
+// mode is the configured mode.
+var mode string
+
 func (notifier) Validate(configJSON []byte) hostapi.FieldErrors {
 	if start == "crash" {
 		os.Exit(3)
@@ -67,6 +73,7 @@ func (notifier) Configure(_ context.Context, configJSON []byte) error {
 	if err := json.Unmarshal(configJSON, &c); err != nil {
 		return err
 	}
+	mode = c.Mode
 	switch c.Mode {
 	case "spawn":
 		cmd := exec.Command("/bin/sh", "-c", `trap "" TERM; exec sleep 1000`)
@@ -91,7 +98,22 @@ func (notifier) Configure(_ context.Context, configJSON []byte) error {
 	return nil
 }
 
+// hog keeps the "hog" mode's allocations reachable.
+var hog [][]byte
+
 func (notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+	if mode == "hog" {
+		// 4 MiB blocks, each touched, up to 8 GiB: only a memory limit
+		// stops it before that.
+		for range 2048 {
+			b := make([]byte, 4<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+		return errors.New("allocated 8 GiB unhindered")
+	}
 	goplugin.Logger().Info("notified", "name", ev.Name)
 	return nil
 }

@@ -19,9 +19,25 @@ plugin "w" {
     hosts = ["example.com"]
   }
 }
+plugin "sub" {
+  command = "sub-plugin"
+  sha256  = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  limits {
+    memory = "32GiB"
+  }
+}
+plugin "sub2" {
+  command = "sub-plugin"
+  sha256  = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  limits {
+    memory = "2GiB"
+  }
+}
 issuer "dev" {}
 svid "web" {
   spiffe_id = "spiffe://example.org/web"
   writer "w" {}
   notifier "hook" {}
+  notifier "sub" {}
+  notifier "sub2" {}
 }
