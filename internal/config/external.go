@@ -31,7 +31,7 @@ const (
 // limits may lower them, never raise them. They equal internal/wasmhost's,
 // which a test in agent checks.
 const (
-	MaxPluginMemory     = 32 << 20
+	MaxPluginMemory = 32 << 20
 	// DefaultCommandMemory and MaxCommandMemory are the default and the
 	// ceiling of a command (go-plugin) plugin's memory limit: the growth
 	// of its address space after start (RLIMIT_AS, Linux). A Go plugin
@@ -39,8 +39,8 @@ const (
 	// WASM guest's linear memory, so the WASM ceiling cannot serve.
 	DefaultCommandMemory = 1 << 30
 	MaxCommandMemory     = 16 << 30
-	MaxPluginReply      = 4 << 20
-	DefaultStartTimeout = 10 * time.Second
+	MaxPluginReply       = 4 << 20
+	DefaultStartTimeout  = 10 * time.Second
 	// MaxWASMStartTimeout is the host ceiling of a WASM plugin's
 	// start_timeout (wasmhost.MaxStartTimeout).
 	MaxWASMStartTimeout = 10 * time.Second
