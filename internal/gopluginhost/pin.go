@@ -151,8 +151,8 @@ func pinnedSame(pinned string, b []byte) (bool, error) {
 }
 
 func mismatchErr(path, sum, want string) error {
-	return fmt.Errorf("verifying plugin %s: its sha256 is %s but the config pins %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
-		path, sum, strings.ToLower(want), path)
+	return fmt.Errorf("verifying plugin (%s): sha256 mismatch: config pins %s, file has %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
+		path, strings.ToLower(want), sum, path)
 }
 
 // sameAsPinned reads path once, a chunk at a time, hashing it and

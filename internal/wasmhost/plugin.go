@@ -149,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 	case r.SHA256 == "":
 		return nil, fmt.Errorf("plugin %q: sha256 is required; the file has %s (run `svidagent plugin hash FILE` and set sha256)", r.Name, sum)
 	case !strings.EqualFold(r.SHA256, sum):
-		return nil, fmt.Errorf("plugin %q: sha256 mismatch: config pins %s, file has %s; if you rebuilt the plugin, run `svidagent plugin hash FILE` and update sha256", r.Name, r.SHA256, sum)
+		return nil, fmt.Errorf("plugin %q (%s): sha256 mismatch: config pins %s, file has %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block", r.Name, r.Path, strings.ToLower(r.SHA256), sum, r.Path)
 	}
 	if funcs, mems, ok := rawExports(code); ok {
 		if err := checkNames(funcs, mems); err != nil {
