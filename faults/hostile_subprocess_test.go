@@ -136,7 +136,7 @@ func killAll(pids []int) {
 // dies with the plugin, and the command's reaper sees its control pipe
 // close and stops everything under it (SIGTERM, SIGKILL after 5 s).
 func TestNoSubprocessOutlivesKilledAgent(t *testing.T) {
-	t.Run("go-plugin", func(t *testing.T) {
+	goPlugin := func(t *testing.T) {
 		dir := t.TempDir()
 		bin, sum := buildHostile(t, dir, "")
 		srv := hostileWAPI(t)
@@ -173,6 +173,13 @@ plugin "spawner" {
 			t.Fatalf("marked processes survived the SIGKILLed agent: %v", left)
 		}
 		t.Logf("%d plugin processes and %d setsid grandchildren gone after SIGKILL", len(plugins), len(escaped))
+	}
+	t.Run("go-plugin", goPlugin)
+	// Where the kernel refuses pid namespaces, the plugin runs under the
+	// reaper instead; the switch forces that path here.
+	t.Run("go-plugin without pid namespace", func(t *testing.T) {
+		t.Setenv("SVIDAGENT_PLUGIN_PIDNS", "off") // the agent's
+		goPlugin(t)
 	})
 
 	t.Run("helper.conf cmd", func(t *testing.T) {

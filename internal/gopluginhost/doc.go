@@ -53,7 +53,11 @@
 // every process left in the namespace, so a grandchild that called setsid
 // and ignores SIGTERM does not outlive a SIGKILLed agent. Where the kernel
 // refuses the namespaces (user namespaces disabled or restricted), the
-// plugin starts without one and the agent logs a warning once per plugin.
+// plugin starts without one, under internal/proc's reaper (the agent's own
+// executable as a child subreaper watching a pipe only the agent holds),
+// which stops every descendant of the plugin when the plugin ends and when
+// the agent dies (SIGTERM, SIGKILL 5 s later); the agent logs a warning
+// once per plugin. SVIDAGENT_PLUGIN_PIDNS=off forces that path.
 // The plugin sees itself as pid 1 (os.Getpid), while /proc is the agent's;
 // as pid 1 it also inherits the orphans of its own children, which stay
 // zombies until it waits for them or exits.

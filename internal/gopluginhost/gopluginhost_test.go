@@ -513,7 +513,11 @@ func TestNotifierNeverReceivesKeys(t *testing.T) {
 // Run as root, it also runs the host as an unprivileged user, whose plugin
 // gets a user namespace with its pid namespace.
 func TestAgentKilledTakesPluginDown(t *testing.T) {
-	t.Run("agent's user", func(t *testing.T) { agentKilled(t, bin.host, bin.notifier, t.TempDir(), nil) })
+	t.Run("agent's user", func(t *testing.T) { agentKilled(t, bin.host, bin.notifier, t.TempDir(), nil, nil) })
+	// Where the kernel refuses the namespaces, the reaper stands in.
+	t.Run("no pid namespace", func(t *testing.T) {
+		agentKilled(t, bin.host, bin.notifier, t.TempDir(), nil, []string{gopluginhost.EnvPIDNamespace + "=off"})
+	})
 	t.Run("unprivileged", func(t *testing.T) {
 		if os.Geteuid() != 0 {
 			t.Skip("the agent's user is unprivileged already: see the other subtest")
@@ -546,14 +550,15 @@ func TestAgentKilledTakesPluginDown(t *testing.T) {
 		if err := os.Chown(state, nobody, nobody); err != nil {
 			t.Fatal(err)
 		}
-		agentKilled(t, paths[0], paths[1], state, &syscall.Credential{Uid: nobody, Gid: nobody})
+		agentKilled(t, paths[0], paths[1], state, &syscall.Credential{Uid: nobody, Gid: nobody}, nil)
 	})
 }
 
-func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credential) {
+func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credential, env []string) {
 	marker := fmt.Sprintf("gopluginhost-killed-host-%d-%d", os.Getpid(), time.Now().UnixNano())
 	cmd := exec.Command(host, "-plugin", plugin, "-sha256", bin.sum, "-state", state, "-spawn", marker)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -576,7 +581,8 @@ func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credent
 	if got := processesRunning(t, pinned); len(got) != 1 || got[0] != pid {
 		t.Fatalf("processes running %s: %v, want [%d]", pinned, got, pid)
 	}
-	if got := marked(marker); len(got) == 0 {
+	grandchildren := marked(marker)
+	if len(grandchildren) == 0 {
 		t.Fatal("the plugin's grandchild is not running")
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -590,7 +596,13 @@ func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credent
 		t.Errorf("plugin processes survived the host: %v", got)
 	}
 	// The namespace's processes are killed before its first process is
-	// reported dead; no event says so for a process that is not our child.
+	// reported dead; the reaper's get SIGTERM, and SIGKILL after its grace
+	// (they ignore SIGTERM). Their pidfds say when they are gone.
+	for _, g := range grandchildren {
+		if !waitExit(t, g, 10*time.Second) {
+			t.Errorf("the plugin's grandchild %d survived the host", g)
+		}
+	}
 	if got := marked(marker); len(got) != 0 {
 		t.Errorf("the plugin's grandchildren survived the host: %v", got)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -37,6 +38,11 @@ const (
 	DefaultBreakerThreshold  = 5
 	DefaultBreakerCooldown   = time.Minute
 )
+
+// EnvPIDNamespace, set to "off" in the agent's environment, starts every
+// plugin without a pid namespace, under the reaper (a diagnostic and test
+// knob: it forces the path taken where the kernel refuses namespaces).
+const EnvPIDNamespace = "SVIDAGENT_PLUGIN_PIDNS"
 
 // healthTimeout bounds the health check that tells a crashed plugin from
 // one that answered UNAVAILABLE itself.
@@ -473,7 +479,7 @@ func (p *Plugin) start(describe *pluginv1.DescribeRequest, configure *pluginv1.C
 		Plugins: plugin.PluginSet{abi.GoPluginName: hostPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
 			cmd.Path, cmd.Args, cmd.Err = path, []string{path}, nil
-			r := newProcRunner(cmd, true, p.noNamespace)
+			r := newProcRunner(cmd, os.Getenv(EnvPIDNamespace) != "off", p.noNamespace)
 			inst.run = r
 			return r, nil
 		},

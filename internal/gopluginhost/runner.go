@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"github.com/svidagent/svidagent/internal/proc"
 )
 
 // procRunner is the go-plugin runner.Runner of a plugin process. It exists
@@ -30,7 +32,8 @@ type procRunner struct {
 	// plugin started without one.
 	onNoNamespace func(err error)
 
-	run    *exec.Cmd // the command started
+	run    *exec.Cmd     // the command started in a pid namespace
+	reaped *proc.Process // or the command started under the reaper
 	stdout *os.File  // read ends of the plugin's stdout and stderr
 	stderr *os.File
 
@@ -64,6 +67,9 @@ func (r *procRunner) Start(context.Context) error {
 // start forks on a goroutine locked to its OS thread; the goroutine keeps
 // the thread until the process has been waited for.
 func (r *procRunner) start(isolate bool) error {
+	if !isolate {
+		return r.startReaped()
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -103,10 +109,49 @@ func (r *procRunner) start(isolate bool) error {
 	return nil
 }
 
+// startReaped starts the plugin without a pid namespace, under the
+// reaper of internal/proc on Linux (the agent's own executable as a child
+// subreaper that watches a pipe only the agent holds): every process the
+// plugin spawns, in whatever session, is re-parented to it, and it stops
+// all of them when the plugin exits or is killed and when the agent dies,
+// SIGKILL included. It is what the pid namespace does where the kernel
+// grants one. Elsewhere the plugin runs in its own process group.
+func (r *procRunner) startReaped() error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return err
+	}
+	env := r.cmd.Env
+	if env == nil {
+		env = []string{} // nil would give the plugin the agent's environment
+	}
+	p, err := proc.Start(r.cmd.Path, r.cmd.Args[1:], proc.Options{Stdout: outW, Stderr: errW, Env: env, Dir: r.cmd.Dir})
+	outW.Close() // the reaper and the plugin have their copies
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return err
+	}
+	r.reaped, r.stdout, r.stderr, r.pid = p, outR, errR, p.Pid()
+	return nil
+}
+
 // Wait waits for the process; go-plugin calls it once, from its own
 // goroutine, after a successful Start.
 func (r *procRunner) Wait(context.Context) error {
-	err := r.run.Wait()
+	var err error
+	if r.reaped != nil {
+		err = r.reaped.Err()
+	} else {
+		err = r.run.Wait()
+	}
 	r.exitOnce.Do(func() { close(r.exited) })
 	// As exec.Cmd.StdoutPipe does: a descendant that kept the pipes open
 	// (possible only without a pid namespace) cannot hold go-plugin's
@@ -126,16 +171,28 @@ func (r *procRunner) Kill(context.Context) error {
 	if err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("killing process group %d: %w", r.pid, err)
 	}
+	if r.reaped != nil {
+		// And whatever left the group: the reaper SIGKILLs it at once.
+		_ = r.reaped.Stop(0)
+	}
 	return nil
 }
 
 // endedNote says how the process ended, for a start that failed, unless
 // it was by Kill (SIGKILL) or it was never started or waited for.
 func (r *procRunner) endedNote() string {
-	if r == nil || r.run == nil || !r.Exited() {
+	if r == nil || r.run == nil && r.reaped == nil || !r.Exited() {
 		return ""
 	}
-	st := r.run.ProcessState
+	var st *os.ProcessState
+	if r.reaped != nil {
+		st = r.reaped.ProcessState()
+	} else {
+		st = r.run.ProcessState
+	}
+	if st == nil {
+		return ""
+	}
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 		return ""
 	}
