@@ -34,7 +34,7 @@ type procRunner struct {
 
 	run    *exec.Cmd     // the command started in a pid namespace
 	reaped *proc.Process // or the command started under the reaper
-	stdout *os.File  // read ends of the plugin's stdout and stderr
+	stdout *os.File      // read ends of the plugin's stdout and stderr
 	stderr *os.File
 
 	pid      int
