@@ -26,6 +26,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/internal/gopluginhost"
 	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/pluginhost"
@@ -780,5 +781,32 @@ func TestMemoryLimitKillsHogAndRestarts(t *testing.T) {
 	}
 	if err := notify(context.Background(), p, "hog"); status.Code(err) != codes.Unavailable {
 		t.Fatalf("hog after the restart: got %v, want UNAVAILABLE: the limit applies to every start", err)
+	}
+}
+
+// TestPluginSeesNoHostEnvironment: a plugin process gets none of the
+// agent's environment variables (go-plugin's SkipHostEnv), with or without
+// a pid namespace, only what go-plugin needs for its handshake.
+func TestPluginSeesNoHostEnvironment(t *testing.T) {
+	for _, pidns := range []string{"", "off"} {
+		t.Run("pidns="+pidns, func(t *testing.T) {
+			t.Setenv("SVIDAGENT_TEST_SECRET", "hunter2")
+			t.Setenv(gopluginhost.EnvPIDNamespace, pidns)
+			p, _ := open(t)
+			err := notify(context.Background(), p, "env")
+			if status.Code(err) != codes.FailedPrecondition {
+				t.Fatalf("env: %v", err)
+			}
+			names := strings.Fields(status.Convert(err).Message())
+			if len(names) == 0 {
+				t.Fatal("the plugin sees no environment at all: go-plugin's handshake variables are missing")
+			}
+			for _, k := range names {
+				if !strings.HasPrefix(k, "PLUGIN_") && k != abi.GoPluginMagicCookieKey {
+					t.Errorf("the plugin sees %s, which is not go-plugin's", k)
+				}
+			}
+			t.Logf("the plugin's environment: %v", names)
+		})
 	}
 }

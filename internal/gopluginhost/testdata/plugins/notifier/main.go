@@ -11,6 +11,7 @@
 //	       (a memory limit should kill it first)
 //	spawn  starts `sh -c 'trap "" TERM; sleep 1000'` in a new session,
 //	       with SVIDAGENT_TEST_MARKER=ev.Paths[0] in its environment
+//	env    fails with the names of its environment variables, space-separated
 //	other  succeeds
 package main
 
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -103,6 +105,13 @@ func (n *notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error 
 			return err
 		}
 		go cmd.Wait()
+	case "env":
+		var names []string
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			names = append(names, k)
+		}
+		return sdk.Error(sdk.CodeFailedPrecondition, strings.Join(names, " "))
 	case "log":
 		sdk.HostFromContext(ctx).Log(slog.LevelWarn, "through the host", "via", "broker")
 		goplugin.Logger().Error("through stderr", "via", "hclog-json")
