@@ -9,52 +9,12 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
 )
 
 // hostVersion is sent to plugins in Describe, for their messages.
 const hostVersion = "svidagent"
-
-// conn is a runtime's connection to one plugin, with the host services it
-// was granted.
-type conn interface {
-	pluginhost.Conn
-	HostServices() []string
-}
-
-// runtimes open an external plugin's connection by runtime.
-var runtimes = map[string]func(ctx context.Context, e *config.External, env runtimeEnv) (conn, error){
-	config.RuntimeWASM: openWASM,
-}
-
-// runtimeEnv is what a runtime needs from the agent.
-type runtimeEnv struct {
-	a        *Agent
-	stateDir string
-}
-
-func openWASM(ctx context.Context, e *config.External, env runtimeEnv) (conn, error) {
-	return wasmhost.Open(ctx, wasmhost.Config{
-		Path:                 e.Path,
-		SHA256:               e.SHA256,
-		InsecureSkipChecksum: e.InsecureSkipChecksum,
-		Kind:                 e.Kind,
-		Name:                 e.Name,
-		Logger:               env.a.log,
-		CacheDir:             filepath.Join(env.stateDir, "wasm-cache"),
-		Limits: wasmhost.Limits{
-			MemoryBytes:   e.Limits.MemoryBytes,
-			CallTimeout:   e.Limits.Timeout,
-			MaxReplyBytes: e.Limits.MaxReplyBytes,
-			StartTimeout:  e.StartTimeout,
-		},
-		AllowHosts: e.AllowHosts,
-		WriteDir:   e.WriteDir,
-		Metrics:    env.a.metrics,
-		OnRestart:  env.a.pluginRestarted(e.Name, e.Runtime),
-	})
-}
 
 // stateDir creates cfg's state directory, mode 0700, and returns it.
 func (a *Agent) stateDir(cfg *Config) (string, error) {
@@ -77,19 +37,21 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 		p, ok = a.keepExternal(b, prev, e)
 	}
 	if !ok {
-		open := runtimes[e.Runtime]
-		if open == nil {
-			return nil, fmt.Errorf("loading plugin %q: this agent was built without the %s runtime", e.Name, e.Runtime)
-		}
 		dir, err := a.stateDir(b.cfg)
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
-		c, err := open(ctx, e, runtimeEnv{a: a, stateDir: dir})
+		c, err := load.Open(ctx, e, load.Env{
+			Logger:    a.log,
+			StateDir:  dir,
+			CacheDir:  filepath.Join(dir, "wasm-cache"),
+			Metrics:   a.metrics,
+			OnRestart: a.pluginRestarted(e.Name, e.Runtime),
+		})
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
-		c = a.instrument(e, c)
+		a.recordPin(e, c)
 		var callTimeout time.Duration
 		if e.Runtime == config.RuntimeCommand { // the WASM runtime enforces its own
 			callTimeout = e.Limits.Timeout

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"os"
 	"strings"
 	"sync"
@@ -10,9 +9,8 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
-	"google.golang.org/protobuf/proto"
 )
 
 // WithVersion sets the version the agent reports in its build info
@@ -128,7 +126,7 @@ func (c *fileCheck) hash(path string, now time.Time) (string, error) {
 		return c.sum, nil
 	}
 	c.path, c.size, c.mtime, c.at = path, fi.Size(), fi.ModTime(), now
-	c.sum, c.err = wasmhost.HashFile(path)
+	c.sum, c.err = load.HashFile(path)
 	return c.sum, c.err
 }
 
@@ -163,50 +161,15 @@ func (a *Agent) pluginRestarted(name, runtime string) func() {
 	}
 }
 
-// instrument records e's runtime and sha256 for status, and returns c
-// with each call counted and timed for metrics.
-func (a *Agent) instrument(e *config.External, c conn) conn {
+// recordPin records e's runtime and the sha256 of what runs, for status.
+func (a *Agent) recordPin(e *config.External, c load.Conn) {
 	m := a.externals.meta(e.Name, e.Runtime)
-	if h, ok := c.(interface{ SHA256() string }); ok {
+	if h, ok := c.(interface{ SHA256() string }); ok && h.SHA256() != "" {
 		m.sha256 = h.SHA256()
 	} else {
 		m.sha256 = strings.ToLower(e.SHA256)
 	}
-	return &instrumentedConn{conn: c, a: a, plugin: e.Name, runtime: e.Runtime}
 }
-
-// instrumentedConn counts and times the calls into an external plugin.
-type instrumentedConn struct {
-	conn
-	a       *Agent
-	plugin  string
-	runtime string
-}
-
-func (c *instrumentedConn) Invoke(ctx context.Context, method string, req, resp proto.Message) error {
-	start := time.Now()
-	err := c.conn.Invoke(ctx, method, req, resp)
-	c.a.metrics.PluginCall(c.plugin, c.runtime, method[strings.LastIndexByte(method, '/')+1:], time.Since(start), err)
-	return err
-}
-
-// SHA256 passes the runtime's through.
-func (c *instrumentedConn) SHA256() string {
-	if h, ok := c.conn.(interface{ SHA256() string }); ok {
-		return h.SHA256()
-	}
-	return ""
-}
-
-// HostPaths passes the runtime's mapping through (pluginhost.PathMapper).
-func (c *instrumentedConn) HostPaths(paths []string) ([]string, error) {
-	if m, ok := c.conn.(pluginhost.PathMapper); ok {
-		return m.HostPaths(paths)
-	}
-	return paths, nil
-}
-
-var _ pluginhost.Conn = (*instrumentedConn)(nil)
 
 func x509Expiries(ids []hostapi.X509Identity) map[string]time.Time {
 	out := make(map[string]time.Time, len(ids))

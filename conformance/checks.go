@@ -15,8 +15,8 @@ import (
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
 	"github.com/svidagent/svidagent/internal/wire"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -106,7 +106,7 @@ func (s *suite) checkABI() outcome {
 	if s.rt != runtimeWASM {
 		return skip("a %s plugin has no WASM exports", s.rt)
 	}
-	exports, err := wasmhost.CheckFile(s.t.Path)
+	exports, err := load.CheckWASMExports(s.t.Path)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -409,7 +409,7 @@ func (s *suite) checkMemory(ctx context.Context) outcome {
 			return fail("warming up: %v", err)
 		}
 	}
-	before, ok := inst.wasm.MemoryBytes()
+	before, ok := inst.mem.MemoryBytes()
 	if !ok {
 		return fail("the instance was discarded while warming up")
 	}
@@ -420,7 +420,7 @@ func (s *suite) checkMemory(ctx context.Context) outcome {
 		if i%memorySample != 0 && i != memoryCalls {
 			continue
 		}
-		after, ok := inst.wasm.MemoryBytes()
+		after, ok := inst.mem.MemoryBytes()
 		if !ok {
 			return fail("the instance was discarded during %d calls", i)
 		}
@@ -508,7 +508,7 @@ func (s *suite) checkMalformed(ctx context.Context) outcome {
 		if sd.mustFail && err == nil {
 			return fail("%s was answered OK; want INVALID_ARGUMENT", sd.what)
 		}
-		if err != nil && inst.wasm != nil && strings.Contains(status.Convert(err).Message(), "instance was discarded") {
+		if err != nil && inst.mem != nil && strings.Contains(status.Convert(err).Message(), "instance was discarded") {
 			return fail("%s crashed the plugin: %v", sd.what, err)
 		}
 	}

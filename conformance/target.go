@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/internal/gopluginhost"
-	"github.com/svidagent/svidagent/internal/hostsvc"
+	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
 	"github.com/svidagent/svidagent/sdk"
 	"github.com/svidagent/svidagent/sdk/inproc"
 )
@@ -172,7 +171,7 @@ func newSuite(t Target) (*suite, error) {
 		}
 	}
 	if s.rt != runtimeInProcess && s.t.SHA256 == "" {
-		sum, err := wasmhost.HashFile(t.Path)
+		sum, err := load.HashFile(t.Path)
 		if err != nil {
 			return nil, fmt.Errorf("configuring the conformance target: %w", err)
 		}
@@ -246,39 +245,29 @@ func (s *suite) name() string {
 // instance is one opened plugin instance.
 type instance struct {
 	conn pluginhost.Conn
-	wasm *wasmhost.Plugin // set for WASM targets
+	// mem reads a WASM instance's linear memory size; nil for others.
+	mem interface{ MemoryBytes() (uint32, bool) }
 }
 
 // dial opens a fresh connection to the plugin, without calling anything.
 func (s *suite) dial(ctx context.Context) (*instance, error) {
 	name := "conformance"
 	switch s.rt {
-	case runtimeWASM:
-		cfg := wasmhost.Config{Path: s.t.Path, SHA256: s.t.SHA256, Kind: s.t.Kind, Name: name,
-			Logger: s.t.Logger, CacheDir: s.t.CacheDir, AllowHosts: s.t.AllowHosts}
-		if s.t.Kind == hostapi.KindWriter {
-			cfg.WriteDir = s.t.OutputDir
-		}
-		p, err := wasmhost.Open(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &instance{conn: p, wasm: p}, nil
-	case runtimeGoPlugin:
-		svc := &hostsvc.Services{Logger: hostsvc.NewLogger(s.t.Logger, name, 0)}
-		if len(s.t.AllowHosts) > 0 {
-			web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: s.t.AllowHosts})
-			if err != nil {
-				return nil, err
+	case runtimeWASM, runtimeGoPlugin:
+		e := &config.External{Name: name, Kind: s.t.Kind, Path: s.t.Path, SHA256: s.t.SHA256,
+			Runtime: config.RuntimeCommand, AllowHosts: s.t.AllowHosts}
+		if s.rt == runtimeWASM {
+			e.Runtime = config.RuntimeWASM
+			if s.t.Kind == hostapi.KindWriter {
+				e.WriteDir = s.t.OutputDir
 			}
-			svc.HTTP = web
 		}
-		p, err := gopluginhost.Open(ctx, gopluginhost.Config{Path: s.t.Path, SHA256: s.t.SHA256, Kind: s.t.Kind,
-			Name: name, Logger: s.t.Logger, Services: svc, StateDir: s.stateDir})
+		c, err := load.Open(ctx, e, load.Env{Logger: s.t.Logger, StateDir: s.stateDir, CacheDir: s.t.CacheDir})
 		if err != nil {
 			return nil, err
 		}
-		return &instance{conn: p}, nil
+		mem, _ := c.(interface{ MemoryBytes() (uint32, bool) })
+		return &instance{conn: c, mem: mem}, nil
 	default:
 		impl := s.t.Impl
 		if s.t.NewImpl != nil {

@@ -1,9 +1,3 @@
-//go:build !svidagent_nogoplugin
-
-// svidagent conformance drives go-plugin executables through the
-// conformance package, so the svidagent_nogoplugin build leaves it out
-// (nogoplugin.go answers instead).
-
 package main
 
 import (

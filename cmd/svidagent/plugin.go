@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
 )
 
 // pluginCmd runs `svidagent plugin hash|inspect`.
@@ -154,8 +154,8 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	if runtime == config.RuntimeWASM {
 		// Compiled, and checked for the svidagent_abi_* marker before any
 		// of its code runs, in the sandbox.
-		var info wasmhost.Info
-		info, ierr = wasmhost.Inspect(ctx, path, "")
+		var info load.Info
+		info, ierr = load.Inspect(ctx, runtime, path, "")
 		in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
 		in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
 	} else {
@@ -206,7 +206,7 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // were hashed (gopluginhost's pinning), so the file cannot be swapped
 // between the check and the run.
 func inspectCommandGated(ctx context.Context, path, pin string, allowExec bool, in *inspection) error {
-	if err := commandRuntimeErr(); err != nil {
+	if err := load.CommandRuntimeErr(); err != nil {
 		return err
 	}
 	if pin == "" && !allowExec {
@@ -221,7 +221,10 @@ func inspectCommandGated(ctx context.Context, path, pin string, allowExec bool, 
 			return fmt.Errorf("refusing to run %s: its sha256 %s does not match -sha256 %s", path, sum, pin)
 		}
 	}
-	return inspectCommand(ctx, path, pin, in)
+	info, err := load.Inspect(ctx, config.RuntimeCommand, path, pin)
+	in.ABIVersions, in.SHA256 = info.ABIVersions, info.SHA256
+	in.Name, in.Version, in.Services, in.Capabilities = info.Name, info.Version, info.Services, info.Capabilities
+	return err
 }
 
 // validatePlugins opens every referenced plugin block of cfg, checks its
@@ -237,7 +240,7 @@ func validatePlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin cannot be loaded",
 				Detail: err.Error(), Subject: e.DeclRange.Ptr()})
 		}
-		conn, err := openForValidate(ctx, cfg, e, log)
+		conn, err := openForValidate(ctx, e, log)
 		if err != nil {
 			fail(err)
 			continue
@@ -259,16 +262,12 @@ func validatePlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 	return diags
 }
 
-func openForValidate(ctx context.Context, cfg *config.Config, e *config.External, log *slog.Logger) (pluginhost.Conn, error) {
-	switch e.Runtime {
-	case config.RuntimeWASM:
-		return wasmhost.Open(ctx, wasmhost.Config{
-			Path: e.Path, SHA256: e.SHA256, InsecureSkipChecksum: e.InsecureSkipChecksum,
-			Kind: e.Kind, Name: e.Name, Logger: log,
-			Limits: wasmhost.Limits{MemoryBytes: e.Limits.MemoryBytes, CallTimeout: e.Limits.Timeout, MaxReplyBytes: e.Limits.MaxReplyBytes},
-		})
-	case config.RuntimeCommand:
-		return openCommandForValidate(ctx, e, log)
-	}
-	return nil, fmt.Errorf("unknown runtime %q", e.Runtime)
+// openForValidate opens e as the agent would, but touches nothing: a
+// command plugin is pinned in a temporary directory removed when it is
+// closed, and neither the output directory (created when missing) nor
+// HTTP is granted, which Validate does not need.
+func openForValidate(ctx context.Context, e *config.External, log *slog.Logger) (pluginhost.Conn, error) {
+	v := *e
+	v.WriteDir, v.AllowHosts = "", nil
+	return load.Open(ctx, &v, load.Env{Logger: log})
 }
