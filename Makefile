@@ -88,12 +88,12 @@ generate: ## regenerate the committed protobuf code (needs Debian's protobuf-com
 	for f in $$(find hostapi/proto -name '*_grpc.pb.go'); do \
 		{ printf '//go:build !wasip1\n\n'; cat "$$f"; } > "$$f.tmp" && mv "$$f.tmp" "$$f"; done
 
-CROSS_TARGETS := linux/amd64 linux/arm64 linux/arm darwin/arm64
+CROSS_TARGETS := linux/amd64 linux/arm64 linux/arm darwin/arm64 windows/amd64
 
-cross: ## static linux/amd64, arm64, arm (v7) and darwin/arm64 builds, full and -tags svidagent_nogoplugin, into bin/cross/ (prints sizes)
+cross: ## static linux/amd64, arm64, arm (v7), darwin/arm64 and windows/amd64 builds, full and -tags svidagent_nogoplugin, into bin/cross/ (prints sizes)
 	@mkdir -p bin/cross
 	@for t in $(CROSS_TARGETS); do os=$${t%%/*}; arch=$${t##*/}; \
-		for tags in "" svidagent_nogoplugin; do out=bin/cross/svidagent-$$os-$$arch$${tags:+-nogoplugin}; \
+		for tags in "" svidagent_nogoplugin; do out=bin/cross/svidagent-$$os-$$arch$${tags:+-nogoplugin}$$([ $$os = windows ] && echo .exe); \
 			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=7 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $$out ./cmd/svidagent || exit 1; \
 		done; done
 	@ls -l bin/cross | awk 'NR>1 {printf "  %-40s %10d B  %5.1f MiB\n", $$9, $$5, $$5/1048576}'

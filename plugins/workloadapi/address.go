@@ -3,6 +3,7 @@ package workloadapi
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
@@ -50,6 +51,9 @@ func normalizeAddress(addr string) (string, error) {
 	case addr == "":
 		return "", fmt.Errorf("the address is empty; use \"unix:///path/to/agent.sock\", \"/path/to/agent.sock\" or \"tcp://IP:port\"")
 	case strings.HasPrefix(addr, "unix://"), strings.HasPrefix(addr, "tcp://"):
+	case strings.HasPrefix(addr, "npipe:"):
+		// A Windows named pipe ("npipe:agent" for \\.\pipe\agent), as
+		// go-spiffe takes it there; it validates below, per platform.
 	case strings.HasPrefix(addr, "unix:"):
 		// unix:/path is accepted by go-spiffe; unix:relative is not.
 		if !strings.HasPrefix(addr, "unix:/") {
@@ -72,8 +76,13 @@ func normalizeAddress(addr string) (string, error) {
 	}
 	if err := workloadapi.ValidateAddress(addr); err != nil {
 		hint := "use \"unix:///path/to/agent.sock\", \"/path/to/agent.sock\" or \"tcp://IP:port\""
-		if strings.HasPrefix(addr, "tcp://") {
+		switch {
+		case strings.HasPrefix(addr, "tcp://"):
 			hint = "use \"tcp://IP:port\" with a literal IP address and a port, for example \"tcp://127.0.0.1:8081\""
+		case strings.HasPrefix(addr, "npipe:") && runtime.GOOS != "windows":
+			hint = "named pipes (npipe:) are for windows; " + hint
+		case runtime.GOOS == "windows":
+			hint = "use \"npipe:NAME\" for the named pipe \\\\.\\pipe\\NAME, or \"tcp://IP:port\""
 		}
 		return "", fmt.Errorf("%q is not a valid Workload API address (%v); %s", addr, err, hint)
 	}

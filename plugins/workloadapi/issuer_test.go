@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,7 @@ func TestResolvedAddress(t *testing.T) {
 		env     *string
 		want    string
 		wantErr bool
+		errSays string
 	}{
 		{name: "default", want: workloadapi.DefaultAddress},
 		{name: "environment", env: ptr("unix:///env/agent.sock"), want: "unix:///env/agent.sock"},
@@ -141,6 +143,8 @@ func TestResolvedAddress(t *testing.T) {
 		{name: "config wins", address: "/cfg/agent.sock", env: ptr("/env/agent.sock"), want: "unix:///cfg/agent.sock"},
 		{name: "relative", address: "agent.sock", want: "unix://" + filepath.Join(cwd, "agent.sock")},
 		{name: "tcp", address: "tcp://127.0.0.1:1", want: "tcp://127.0.0.1:1"},
+		// A named pipe is taken as a pipe, never as a relative socket path.
+		{name: "npipe", address: "npipe:agent", want: "npipe:agent", wantErr: runtime.GOOS != "windows", errSays: "named pipes (npipe:) are for windows"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +157,12 @@ func TestResolvedAddress(t *testing.T) {
 			got, err := (&workloadapi.Config{Address: tt.address}).ResolvedAddress()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("ResolvedAddress() error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), tt.errSays) {
+					t.Errorf("ResolvedAddress() error %q does not say %q", err, tt.errSays)
+				}
+				return
 			}
 			if got != tt.want {
 				t.Errorf("ResolvedAddress() = %q, want %q", got, tt.want)
