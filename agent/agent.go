@@ -249,7 +249,7 @@ func (a *Agent) buildRunner(ctx context.Context, b, prev *plugins, old *svidRunn
 			timeout = config.DefaultNotifyTimeout
 		}
 		r.notifiers = append(r.notifiers, &notifierRunner{
-			name: n.Name, svid: s.Name, notifier: nt, on: on, timeout: timeout, a: a,
+			name: n.Name, svid: s.Name, notifier: nt, on: on, timeout: timeout, retryBackoff: n.RetryBackoff, a: a,
 			log:  log.With("component", "notifier", "plugin", n.Name),
 			wake: make(chan struct{}, 1),
 		})

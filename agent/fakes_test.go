@@ -133,10 +133,14 @@ func (w *recWriter) count() int {
 type recNotifier struct {
 	events chan *hostapi.RotationEvent
 	block  chan struct{}
+	// failing is how many calls are still to fail; each failed call's
+	// event goes to failed.
+	failing atomic.Int64
+	failed  chan *hostapi.RotationEvent
 }
 
 func newRecNotifier() *recNotifier {
-	return &recNotifier{events: make(chan *hostapi.RotationEvent, 1000)}
+	return &recNotifier{events: make(chan *hostapi.RotationEvent, 1000), failed: make(chan *hostapi.RotationEvent, 1000)}
 }
 
 func (n *recNotifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
@@ -147,6 +151,11 @@ func (n *recNotifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) err
 			return ctx.Err()
 		}
 	}
+	if n.failing.Add(-1) >= 0 {
+		n.failed <- ev
+		return errors.New("consumer not ready")
+	}
+	n.failing.Store(0)
 	n.events <- ev
 	return nil
 }

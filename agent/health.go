@@ -61,6 +61,11 @@ type NotifierStatus struct {
 	Notifier  string `json:"notifier"`
 	Calls     uint64 `json:"calls"`
 	LastError string `json:"last_error,omitempty"`
+	// Retrying is set while a failed notification waits to be tried
+	// again: after Attempts failures, next at NextAttempt.
+	Retrying    bool       `json:"retrying,omitempty"`
+	Attempts    int        `json:"attempts,omitempty"`
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -130,6 +135,9 @@ func (a *Agent) Status() Status {
 			ns := NotifierStatus{Notifier: n.name, Calls: n.calls}
 			if n.lastErr != nil {
 				ns.LastError = n.lastErr.Error()
+			}
+			if !n.nextTry.IsZero() {
+				ns.Retrying, ns.Attempts, ns.NextAttempt = true, n.failures, timePtr(n.nextTry)
 			}
 			n.mu.Unlock()
 			ss.Notifiers = append(ss.Notifiers, ns)

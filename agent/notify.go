@@ -20,8 +20,11 @@ type notifierRunner struct {
 	notifier hostapi.Notifier
 	on       hostapi.Changes
 	timeout  time.Duration
-	log      *slog.Logger
-	a        *Agent
+	// retryBackoff is the notifier block's first retry delay; 0: the
+	// notifier's own, else the agent's.
+	retryBackoff time.Duration
+	log          *slog.Logger
+	a            *Agent
 
 	wake chan struct{} // buffered 1
 
@@ -31,6 +34,8 @@ type notifierRunner struct {
 	lastErr  error
 	lastCall time.Time
 	calls    uint64
+	failures int       // consecutive failed attempts of the event being retried
+	nextTry  time.Time // when it is tried again; zero when none is pending
 }
 
 // post hands ev to the runner if the notifier wants it: the first event
@@ -66,19 +71,65 @@ func (n *notifierRunner) postFirst(ev *hostapi.RotationEvent) {
 	}
 }
 
+// retryBackoffer is implemented by a notifier that sets the first delay
+// before the core tries a failed notification again (notifier.signal's
+// retry_backoff).
+type retryBackoffer interface{ RetryBackoff() time.Duration }
+
+// notifyFailedMsg is logged when a notification fails.
+const notifyFailedMsg = "notifying failed; it is tried again with backoff until it succeeds or a newer rotation supersedes it"
+
+// run delivers events until ctx is done. A failed notification is tried
+// again after a jittered, doubling delay (from the notifier block's
+// retry_backoff, else the notifier's own first delay, else the agent's
+// retry minimum; up to the agent's maximum) until it succeeds
+// or a newer event supersedes it: the newer one is delivered instead, with
+// the reasons of both, and the older one never after it.
 func (n *notifierRunner) run(ctx context.Context, l *loop) {
+	bo := backoff{min: n.a.retryMin, max: n.a.retryMax}
+	if rb, ok := n.notifier.(retryBackoffer); ok && rb.RetryBackoff() > 0 {
+		bo.min = rb.RetryBackoff()
+	}
+	if n.retryBackoff > 0 { // the notifier block's retry_backoff
+		bo.min = n.retryBackoff
+	}
+	bo.max = max(bo.max, bo.min)
+	var (
+		failed *hostapi.RotationEvent // the event to try again, or nil
+		retry  *time.Timer
+		retryC <-chan time.Time
+	)
+	dropRetry := func() {
+		if retry != nil {
+			retry.Stop()
+		}
+		retry, retryC, failed = nil, nil, nil
+	}
+	defer dropRetry()
 	for {
+		var ev *hostapi.RotationEvent
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.wake:
-		}
-		n.mu.Lock()
-		ev := n.next
-		n.next = nil
-		n.mu.Unlock()
-		if ev == nil {
-			continue
+			n.mu.Lock()
+			ev = n.next
+			n.next = nil
+			n.mu.Unlock()
+			if ev == nil {
+				continue
+			}
+			if failed != nil { // superseded: keep what the failed one changed
+				merged := *ev
+				merged.Reason |= failed.Reason
+				merged.Initial = merged.Initial || failed.Initial
+				ev = &merged
+			}
+			dropRetry()
+		case <-retryC:
+			ev = failed
+			retry, retryC, failed = nil, nil, nil
+			n.a.metrics.NotifyRetry(n.svid, n.name)
 		}
 		l.busy()
 		start := time.Now()
@@ -89,9 +140,23 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 		cancel()
 		l.idle()
 		n.a.metrics.NotifyDuration(n.svid, n.name, time.Since(start))
+		var wait time.Duration
+		if err != nil {
+			wait = bo.next()
+			failed, retry = ev, time.NewTimer(wait)
+			retryC = retry.C
+		} else {
+			bo.reset()
+		}
 		n.mu.Lock()
 		n.lastErr, n.lastCall = err, start
 		n.calls++
+		if err != nil {
+			n.failures++
+			n.nextTry = start.Add(wait)
+		} else {
+			n.failures, n.nextTry = 0, time.Time{}
+		}
 		n.mu.Unlock()
 		if err != nil {
 			n.a.metricsErr(n.svid, metrics.StageNotify)
@@ -99,7 +164,8 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 			if len(ev.X509) > 0 {
 				serial = ev.X509[0].Serial
 			}
-			n.log.Error("notifying failed; it will be tried again at the next rotation", "error", err, "serial", serial, "duration", time.Since(start))
+			n.log.Error(notifyFailedMsg, "error", err, "serial", serial, "duration", time.Since(start))
+			n.log.Debug("notification retry scheduled", "serial", serial, "in", wait)
 		} else {
 			n.log.Debug("notified", "reason", ev.Reason.String(), "initial", ev.Initial, "duration", time.Since(start))
 		}

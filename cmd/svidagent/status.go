@@ -129,6 +129,18 @@ func printStatus(w io.Writer, st agent.Status, color bool) {
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem:        %s\n", p)
 	}
+	for _, s := range st.SVIDs {
+		for _, n := range s.Notifiers {
+			if !n.Retrying {
+				continue
+			}
+			next := "-"
+			if n.NextAttempt != nil {
+				next = n.NextAttempt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "retrying:       %s/%s after %d failed attempts, next %s: %s\n", s.Name, n.Notifier, n.Attempts, next, oneLine(n.LastError))
+		}
+	}
 
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

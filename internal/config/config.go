@@ -131,6 +131,11 @@ type Notifier struct {
 	On hostapi.Changes `json:"on"`
 	// Timeout bounds one Notify call. Default: 10s.
 	Timeout time.Duration `json:"timeout"`
+	// RetryBackoff is the first delay before a failed notification is
+	// tried again; it doubles (jittered) up to the agent's maximum, 30s,
+	// or up to RetryBackoff when that is longer. Default: the notifier's
+	// own (notifier.signal: 1s), else 500ms.
+	RetryBackoff time.Duration `json:"retry_backoff,omitempty"`
 }
 
 // Health configures the health listener.

@@ -49,7 +49,7 @@ var healthSchema = &hcl.BodySchema{
 // into the module's config struct.
 var (
 	issuerCore   = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "type"}}}
-	notifierCore = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "on"}, {Name: "timeout"}}}
+	notifierCore = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "on"}, {Name: "timeout"}, {Name: "retry_backoff"}}}
 )
 
 func parseNative(body *hclsyntax.Body, src []byte, filename string) (*Config, hcl.Diagnostics) {
@@ -493,6 +493,11 @@ func decodeNotifier(b *hcl.Block, src []byte, counts map[string]int, x *external
 		t, ds := durationValue(a, false)
 		diags = append(diags, ds...)
 		n.Timeout = t
+	}
+	if a, ok := core.Attributes["retry_backoff"]; ok {
+		t, ds := durationValue(a, false)
+		diags = append(diags, ds...)
+		n.RetryBackoff = t
 	}
 	typ := b.Labels[0]
 	cfg, ext, d := decodeRef(hostapi.KindNotifier, typ, b.LabelRanges[0], b, rest, src, x)

@@ -55,6 +55,7 @@ type Metrics struct {
 	rotations      *prometheus.CounterVec
 	writeDuration  *prometheus.HistogramVec
 	notifyDuration *prometheus.HistogramVec
+	notifyRetries  *prometheus.CounterVec
 	errors         *prometheus.CounterVec
 	pluginRestarts *prometheus.CounterVec
 	pluginCalls    *prometheus.CounterVec
@@ -96,6 +97,10 @@ func New(version string) *Metrics {
 			Namespace: Namespace, Subsystem: "notifier", Name: "notify_duration_seconds",
 			Help: "Duration of notifications, successful or not, by svid block and notifier.", Buckets: durationBuckets,
 		}, []string{"svid", "notifier"}),
+		notifyRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "notifier", Name: "retries_total",
+			Help: "Notifications tried again after a failure, by svid block and notifier.",
+		}, []string{"svid", "notifier"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "svid", Name: "errors_total",
 			Help: "Failures by svid block and stage (issue, verify, write, notify).",
@@ -132,7 +137,7 @@ func New(version string) *Metrics {
 		expirySeries: map[string][][2]string{},
 	}
 	m.reg.MustRegister(
-		m.svidExpiry, m.rotations, m.writeDuration, m.notifyDuration, m.errors,
+		m.svidExpiry, m.rotations, m.writeDuration, m.notifyDuration, m.notifyRetries, m.errors,
 		m.pluginRestarts, m.pluginCalls, m.pluginLatency, m.issuerBackoff, m.issuerFailing,
 		m.configReloads, m.buildInfo, m.plugins,
 		collectors.NewGoCollector(),
@@ -217,6 +222,14 @@ func (m *Metrics) NotifyDuration(svid, notifier string, d time.Duration) {
 		return
 	}
 	m.notifyDuration.WithLabelValues(svid, notifier).Observe(d.Seconds())
+}
+
+// NotifyRetry counts a notification tried again after a failure.
+func (m *Metrics) NotifyRetry(svid, notifier string) {
+	if m == nil {
+		return
+	}
+	m.notifyRetries.WithLabelValues(svid, notifier).Inc()
 }
 
 // Error counts a failure of the svid block at stage (StageIssue,

@@ -14,10 +14,12 @@ type Config struct {
 	// a container). Default: false (pid 1 is refused: a stale or hostile
 	// pid file must not make the agent signal init).
 	AllowPID1 bool `hcl:"allow_pid_1,optional" json:"allow_pid_1,omitempty"`
-	// RetryBackoff is the first delay before a failed signal is tried again
-	// (the pid file is not there yet, or names no process); it doubles up
-	// to [MaxRetryBackoff], with ±20% jitter, until the signal is sent or
-	// the next rotation supersedes it. Default: "1s" (also when empty).
+	// RetryBackoff is the first delay before the agent tries a failed
+	// signal again (the pid file is not there yet, or names no process);
+	// it doubles, jittered, up to [MaxRetryBackoff], until the signal is
+	// sent or the next rotation supersedes it. Default: "1s" (also when
+	// empty). In a native config it is the notifier block's core
+	// retry_backoff, which every notifier takes.
 	RetryBackoff string `hcl:"retry_backoff,optional" json:"retry_backoff,omitempty"`
 }
 

@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -61,13 +60,6 @@ type Notifier struct {
 
 	mu     sync.Mutex
 	closed bool
-	retry  *retry // the pending retry of the last failed rotation, or nil
-}
-
-// retry is one background retry loop; its owner stops it by closing stop
-// and waits for done.
-type retry struct {
-	stop, done chan struct{}
 }
 
 var (
@@ -87,75 +79,30 @@ func New(cfg *Config, logger *slog.Logger) (*Notifier, error) {
 	return &Notifier{pidFile: cfg.PIDFile, sig: sig, allowPID1: cfg.AllowPID1, backoff: cfg.retryBackoff(), log: logger}, nil
 }
 
-// Notify reads the pid file and signals the pid in it. It first stops the
-// retry of an earlier rotation: this one supersedes it. A missing,
+// Notify reads the pid file and signals the pid in it. A missing,
 // oversized, non-regular or malformed file, pid 1 (unless allowed) or a
-// pid that is not running is an error, and the signal is retried in the
-// background with a jittered backoff until it is sent, the next rotation
-// supersedes it, or Close.
+// pid that is not running is an error; the agent then tries the
+// notification again with a jittered backoff from RetryBackoff until the
+// signal is sent or a newer rotation supersedes it (spiffe-helper #333).
 func (n *Notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return fmt.Errorf("notifying pid file %q: %w", n.pidFile, ErrClosed)
 	}
-	n.stopRetryLocked()
-	err := n.signal(ctx)
-	if err == nil {
-		return nil
-	}
-	r := &retry{stop: make(chan struct{}), done: make(chan struct{})}
-	n.retry = r
-	go n.retryLoop(r)
-	return fmt.Errorf("%w (retrying in the background until the signal is sent or the next rotation)", err)
+	return n.signal(ctx)
 }
 
-// Close stops a pending retry and waits for it. It is idempotent; Notify
-// fails with ErrClosed afterwards.
+// RetryBackoff is the first delay before the agent tries a failed signal
+// again (retry_backoff); it doubles up to the agent's maximum.
+func (n *Notifier) RetryBackoff() time.Duration { return n.backoff }
+
+// Close makes Notify fail with ErrClosed. It is idempotent.
 func (n *Notifier) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.closed = true
-	n.stopRetryLocked()
 	return nil
-}
-
-func (n *Notifier) stopRetryLocked() {
-	if n.retry == nil {
-		return
-	}
-	close(n.retry.stop)
-	<-n.retry.done
-	n.retry = nil
-}
-
-// retryLoop tries the signal again after a jittered, doubling delay until
-// it is sent or r is stopped.
-func (n *Notifier) retryLoop(r *retry) {
-	defer close(r.done)
-	ctx := context.Background()
-	delay := n.backoff
-	for attempt := 1; ; attempt++ {
-		t := time.NewTimer(jitter(delay))
-		select {
-		case <-r.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		err := n.signal(ctx)
-		if err == nil {
-			n.log.LogAttrs(ctx, slog.LevelInfo, "signal sent on retry", slog.Int("attempt", attempt), slog.String("pid_file", n.pidFile))
-			return
-		}
-		n.log.LogAttrs(ctx, slog.LevelDebug, "signal retry failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
-		delay = min(2*delay, max(n.backoff, MaxRetryBackoff))
-	}
-}
-
-// jitter returns d ±20%.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 
 // signal reads the pid file and signals its pid once.

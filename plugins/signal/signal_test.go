@@ -5,6 +5,8 @@ package signal_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/proc"
 	"github.com/svidagent/svidagent/internal/proc/proctest"
@@ -229,19 +232,46 @@ func TestPIDFileHostile(t *testing.T) {
 
 // TestRetryUntilPIDFileAppears is spiffe-helper #333: the pid file is not
 // there yet at the first rotation; the signal is sent once it appears,
-// without another rotation.
+// without another rotation. The retry is the agent's (one mechanism for
+// every notifier); the notifier gives its first delay, retry_backoff.
 func TestRetryUntilPIDFileAppears(t *testing.T) {
 	ev := proctest.NewEvents(t)
 	pid := startChild(t, ev)
-	pidFile := filepath.Join(t.TempDir(), "late.pid")
-	n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "USR1", RetryBackoff: "10ms"}, nil)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "late.pid")
+	cfgPath := filepath.Join(dir, "agent.hcl")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+issuer "dev" {
+  trust_domain = "example.org"
+}
+svid "web" {
+  spiffe_id = "spiffe://example.org/web"
+  writer "files" {
+    dir = %q
+  }
+  notifier "signal" {
+    pid_file      = %q
+    signal        = "USR1"
+    retry_backoff = "10ms"
+  }
+}
+`, filepath.Join(dir, "out"), pidFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := agent.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
-	err = n.Notify(context.Background(), &hostapi.RotationEvent{})
-	if err == nil || !strings.Contains(err.Error(), "retrying in the background") {
-		t.Fatalf("Notify() = %v, want a missing-file error that says it retries", err)
+	failed := make(chan struct{}, 100)
+	log := slog.New(&msgHook{msg: "notifying failed", hit: failed})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.New(cfg, agent.WithLogger(log)).Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-failed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first notification never failed")
 	}
 	// Written in place, so a retry may read it half-written: that fails
 	// and is retried too.
@@ -251,11 +281,10 @@ func TestRetryUntilPIDFileAppears(t *testing.T) {
 	if got := ev.Next(t, "signal"); got.Extra != "SIGUSR1" {
 		t.Fatalf("child got %q, want SIGUSR1", got.Extra)
 	}
-	// Sent once: the retry loop ended. Close waits for it, so a stray
-	// second signal would have been reported before the one below.
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// Sent once: the retries ended with it.
+	cancel()
+	<-done
+	done <- nil
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -265,37 +294,45 @@ func TestRetryUntilPIDFileAppears(t *testing.T) {
 	ev.None(t)
 }
 
-// TestRetrySupersededAndClosed: a rotation replaces the pending retry of
-// the previous one, and Close stops a pending retry at once.
-func TestRetrySupersededAndClosed(t *testing.T) {
-	ev := proctest.NewEvents(t)
-	pid := startChild(t, ev)
+// msgHook is a slog handler that reports records whose message starts
+// with msg.
+type msgHook struct {
+	msg string
+	hit chan struct{}
+}
+
+func (h *msgHook) Enabled(context.Context, slog.Level) bool { return true }
+func (h *msgHook) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.msg) {
+		select {
+		case h.hit <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h *msgHook) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *msgHook) WithGroup(string) slog.Handler      { return h }
+
+// TestNotifyFailsOnceAndCloses: without a pid file Notify fails at once
+// (the agent retries it, from RetryBackoff), and fails with ErrClosed
+// after Close.
+func TestNotifyFailsOnceAndCloses(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "app.pid")
-	n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "USR2", RetryBackoff: "1h"}, nil)
+	n, err := signal.New(&signal.Config{PIDFile: pidFile, Signal: "USR2", RetryBackoff: "250ms"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err == nil {
-		t.Fatal("Notify succeeded without a pid file")
-	}
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err != nil {
-		t.Fatalf("Notify: %v", err)
-	}
-	ev.Next(t, "signal")
-	if err := os.Remove(pidFile); err != nil {
-		t.Fatal(err)
+	if got := n.RetryBackoff(); got != 250*time.Millisecond {
+		t.Fatalf("RetryBackoff() = %v, want 250ms", got)
 	}
 	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); err == nil {
 		t.Fatal("Notify succeeded without a pid file")
 	}
-	if err := n.Close(); err != nil { // returns with the hour-long retry pending
+	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Notify(context.Background(), &hostapi.RotationEvent{}); !errors.Is(err, signal.ErrClosed) {
 		t.Fatalf("Notify after Close = %v, want ErrClosed", err)
 	}
-	ev.None(t)
 }
