@@ -44,6 +44,12 @@ func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
 // configured address. The agent closes it.
 func WithHealthListener(ln net.Listener) Option { return func(a *Agent) { a.healthLn = ln } }
 
+// WithOnDelivery has f called after each delivery of an svid block's
+// credentials (at least one writer succeeded), before its notifiers are
+// told; f must not block. `svidagent exec` starts its command once the
+// agent is ready.
+func WithOnDelivery(f func(svid string)) Option { return func(a *Agent) { a.onDelivery = f } }
+
 // WithRetry sets the jittered exponential backoff bounds for failed issues
 // and writes. Default: 500ms to 30s.
 func WithRetry(min, max time.Duration) Option {
@@ -52,6 +58,7 @@ func WithRetry(min, max time.Duration) Option {
 
 // Agent keeps the configured credentials fresh. Create it with New.
 type Agent struct {
+	onDelivery   func(svid string)
 	cfg          *Config
 	log          *slog.Logger
 	healthLn     net.Listener

@@ -326,6 +326,9 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	logID, logSerial, logNotAfter := loggedIdentity(set)
 	r.log.Info("credentials delivered", "changed", ch.String(), "spiffe_id", logID, "serial", logSerial,
 		"not_after", logNotAfter, "writers", ok, "duration", writeDur)
+	if r.a.onDelivery != nil {
+		r.a.onDelivery(r.cfg.Name)
+	}
 
 	ev := &hostapi.RotationEvent{
 		Name:    r.cfg.Name,

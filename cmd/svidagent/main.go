@@ -43,6 +43,8 @@ func main() {
 const usage = `Usage:
   svidagent run      [-config FILE] [-daemon-mode=BOOL] [-log-level LEVEL] [-log-format text|json]
   svidagent fetch    [-config FILE] [-log-level LEVEL] [-log-format text|json]
+  svidagent fetch    -jwt-audience AUD [-format token|json] [-svid NAME] [-config FILE]
+  svidagent exec     [-config FILE] [-log-level LEVEL] [-log-format text|json] -- CMD [ARGS...]
   svidagent validate [-config FILE]
   svidagent plugin hash FILE
   svidagent plugin inspect [-json] [-sha256 HEX | -allow-exec] FILE
@@ -60,7 +62,8 @@ working directory. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
 var commandHelp = map[string]string{
 	"run":      "Keeps the configured credentials fresh until SIGTERM or SIGINT (or fetches once,\nwith daemon_mode = false); SIGHUP and a change of the file reload the configuration.",
 	"helper":   "spiffe-helper compatible: the same as svidagent run.",
-	"fetch":    "Fetches and writes the credentials once, then exits.",
+	"fetch":    "Fetches and writes the credentials once, then exits. With -jwt-audience it prints\none JWT-SVID on standard output instead and writes nothing.",
+	"exec":     "Fetches and writes the credentials, starts CMD once they are in place, keeps them\nfresh while CMD runs, forwards signals to CMD, and exits with CMD's exit code\n(128+N when a signal N ended it).",
 	"validate": "Loads the configuration, opens the external plugins (their pins checked) and runs\nevery plugin's Validate; prints every problem as file:line:col.",
 }
 
@@ -71,9 +74,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "run", "helper":
-		return runAgent(cmd, args, stderr, false)
+		return runAgent(cmd, args, stdout, stderr, false)
 	case "fetch":
-		return runAgent(cmd, args, stderr, true)
+		return runAgent(cmd, args, stdout, stderr, true)
+	case "exec":
+		return execCmd(args, stderr)
 	case "validate":
 		return validate(args, stdout, stderr)
 	case "plugin":
@@ -103,6 +108,11 @@ func versionString() string {
 }
 
 type commonFlags struct {
+	// fetch only: a JWT-SVID on stdout instead of files.
+	jwtAudiences stringList
+	jwtFormat    string
+	jwtSVID      string
+
 	config     string
 	daemonMode bool
 	daemonSet  bool
@@ -127,6 +137,11 @@ func parseFlags(name string, args []string, stderr io.Writer, withDaemon bool) (
 	fs.StringVar(&f.config, "config", "", "configuration file (agent.hcl or spiffe-helper's helper.conf); default: agent.hcl, then helper.conf, in the working directory")
 	if withDaemon {
 		fs.BoolVar(&f.daemonMode, "daemon-mode", true, "keep running (true) or fetch once and exit (false); overrides daemon_mode in the file when given")
+	}
+	if name == "fetch" {
+		fs.Var(&f.jwtAudiences, "jwt-audience", "print a JWT-SVID for this audience on standard output and write nothing; repeat for further audiences of the same token")
+		fs.StringVar(&f.jwtFormat, "format", "token", "with -jwt-audience: token (the JWT and a newline) or json ({\"spiffe_id\", \"token\", \"expires_at\", \"audience\"})")
+		fs.StringVar(&f.jwtSVID, "svid", "", "with -jwt-audience: the svid block whose issuer and SPIFFE ID are used; default: the first")
 	}
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -216,7 +231,7 @@ func loadCommand(name string, args []string, stderr io.Writer, withDaemon bool) 
 	return f, path, cfg, -1
 }
 
-func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
+func runAgent(name string, args []string, stdout, stderr io.Writer, oneShot bool) int {
 	f, path, cfg, code := loadCommand(name, args, stderr, !oneShot)
 	if code >= 0 {
 		return code
@@ -231,6 +246,9 @@ func runAgent(name string, args []string, stderr io.Writer, oneShot bool) int {
 	}
 	if f.daemonSet {
 		cfg.DaemonMode = f.daemonMode
+	}
+	if len(f.jwtAudiences) > 0 {
+		return fetchJWT(f, cfg, log, stdout, stderr)
 	}
 	if oneShot {
 		cfg.DaemonMode = false
