@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -9,10 +11,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/plugins/exec"
-	"github.com/svidagent/svidagent/plugins/files"
-	"github.com/svidagent/svidagent/plugins/signal"
-	"github.com/svidagent/svidagent/plugins/workloadapi"
+	"github.com/svidagent/svidagent/internal/registry"
 )
 
 // helper.conf: spiffe-helper's keys, read with HCL v1's meanings (see
@@ -105,37 +104,43 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config
 		}
 		return v
 	}
-	mode := func(name string, def uint32) uint32 {
+	mode := func(name string) uint32 {
 		var v uint32
 		if a, ok := attrs[name]; ok {
 			diags = append(diags, decode(a, &v)...)
 		}
-		if v == 0 { // spiffe-helper: 0 (or unset) is the default
-			v = def
-		}
 		return v
 	}
 
-	fdef := files.DefaultConfig()
-	fc := &files.Config{
-		Dir:                      str("cert_dir"),
-		Layout:                   files.LayoutFlat,
-		SVIDFileName:             str("svid_file_name"),
-		SVIDKeyFileName:          str("svid_key_file_name"),
-		SVIDBundleFileName:       str("svid_bundle_file_name"),
-		JWTBundleFileName:        str("jwt_bundle_file_name"),
-		AddIntermediatesToBundle: boolean("add_intermediates_to_bundle", false),
-		IncludeFederatedDomains:  boolean("include_federated_domains", false),
-		OmitExpired:              boolean("omit_expired", false),
-		CertFileMode:             mode("cert_file_mode", fdef.CertFileMode),
-		KeyFileMode:              mode("key_file_mode", fdef.KeyFileMode),
-		JWTBundleFileMode:        mode("jwt_bundle_file_mode", fdef.JWTBundleFileMode),
-		JWTSVIDFileMode:          mode("jwt_svid_file_mode", fdef.JWTSVIDFileMode),
+	// The writer's config as a native files block would set it: only what
+	// the file gives, so the module's defaults (modes, names) stay.
+	fattrs := map[string]any{"dir": str("cert_dir"), "layout": "flat"}
+	for _, k := range []string{"svid_file_name", "svid_key_file_name", "svid_bundle_file_name", "jwt_bundle_file_name"} {
+		if v := str(k); v != "" {
+			fattrs[k] = v
+		}
 	}
-	if fc.Dir == "" {
+	for _, k := range []string{"add_intermediates_to_bundle", "include_federated_domains", "omit_expired"} {
+		fattrs[k] = boolean(k, false)
+	}
+	for _, k := range []string{"cert_file_mode", "key_file_mode", "jwt_bundle_file_mode", "jwt_svid_file_mode"} {
+		if v := mode(k); v != 0 { // spiffe-helper: 0 (or unset) is the default
+			fattrs[k] = v
+		}
+	}
+	if fattrs["dir"] == "" {
 		// spiffe-helper joins the file names to an empty cert_dir: the
 		// working directory.
-		fc.Dir = "."
+		fattrs["dir"] = "."
+	}
+	jwtBundles := str("jwt_bundle_file_name") != ""
+	fc, err := builtinConfig(hostapi.KindWriter, "files", fattrs)
+	if err != nil {
+		return nil, append(diags, errorf(fileStart(filename), "Built-in missing", "%v", err))
+	}
+	issuerCfg, err := builtinConfig(hostapi.KindIssuer, "workloadapi", map[string]any{"address": str("agent_address")})
+	if err != nil {
+		return nil, append(diags, errorf(fileStart(filename), "Built-in missing", "%v", err))
 	}
 	cfg = &Config{
 		Format:       FormatSPIFFEHelper,
@@ -145,7 +150,7 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config
 		Issuers: []Plugin{{
 			Name:      helperIssuer,
 			Type:      "workloadapi",
-			Config:    &workloadapi.Config{Address: str("agent_address")},
+			Config:    issuerCfg,
 			DeclRange: fileStart(filename),
 		}},
 	}
@@ -212,29 +217,17 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config
 	}
 	diags = append(diags, checkJWTFileNames(jwts, content.Blocks, "jwt_svid_file_name")...)
 
-	if len(set) == 0 && len(jwts) == 0 && fc.JWTBundleFileName == "" && !diags.HasErrors() {
+	if len(set) == 0 && len(jwts) == 0 && !jwtBundles && !diags.HasErrors() {
 		diags = append(diags, errorf(fileStart(filename), "Nothing to fetch",
 			"set svid_file_name, svid_key_file_name and svid_bundle_file_name (X.509), jwt_svids, or jwt_bundle_file_name; with none of them spiffe-helper and svidagent have nothing to deliver."))
 	}
-	// With X.509 off the names are never used; the writer's defaults keep
-	// its config valid.
-	if fc.SVIDFileName == "" {
-		fc.SVIDFileName = fdef.SVIDFileName
-	}
-	if fc.SVIDKeyFileName == "" {
-		fc.SVIDKeyFileName = fdef.SVIDKeyFileName
-	}
-	if fc.SVIDBundleFileName == "" {
-		fc.SVIDBundleFileName = fdef.SVIDBundleFileName
-	}
-
 	svid := SVID{
 		Name:          helperSVID,
 		Issuer:        helperIssuer,
 		Hint:          hint,
 		X509:          x509,
 		JWT:           jwts,
-		JWTBundles:    fc.JWTBundleFileName != "",
+		JWTBundles:    jwtBundles,
 		RenewFraction: DefaultRenewFraction,
 		Writers:       []Plugin{{Name: "files", Type: "files", Config: fc, DeclRange: fileStart(filename)}},
 		Notifiers:     []Notifier{},
@@ -248,7 +241,10 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config
 	// spiffe-helper runs cmd and signals pid_file_name after each X.509
 	// update only; JWT updates signal nothing.
 	if cmd != "" {
-		ec := &exec.Config{Cmd: cmd, Args: cmdArgs, Signal: renewSignal, StopTimeout: exec.DefaultConfig().StopTimeout}
+		ec, err := builtinConfig(hostapi.KindNotifier, "exec", map[string]any{"cmd": cmd, "args": cmdArgs, "signal": renewSignal})
+		if err != nil {
+			return nil, append(diags, errorf(attrs["cmd"].Range, "Built-in missing", "%v", err))
+		}
 		svid.Notifiers = append(svid.Notifiers, Notifier{
 			Plugin:  Plugin{Name: "exec", Type: "exec", Config: ec, DeclRange: attrs["cmd"].Range},
 			On:      hostapi.ChangedX509,
@@ -260,7 +256,10 @@ func parseHelper(body *hclsyntax.Body, src []byte, filename string) (cfg *Config
 		}
 	}
 	if pidFile != "" {
-		sc := &signal.Config{PIDFile: pidFile, Signal: renewSignal}
+		sc, err := builtinConfig(hostapi.KindNotifier, "signal", map[string]any{"pid_file": pidFile, "signal": renewSignal})
+		if err != nil {
+			return nil, append(diags, errorf(attrs["pid_file_name"].Range, "Built-in missing", "%v", err))
+		}
 		svid.Notifiers = append(svid.Notifiers, Notifier{
 			Plugin:  Plugin{Name: "signal", Type: "signal", Config: sc, DeclRange: attrs["pid_file_name"].Range},
 			On:      hostapi.ChangedX509,
@@ -464,4 +463,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// builtinConfig returns the config of the built-in module kind.name, as a
+// native block with attrs (by their config names) decodes it: the
+// module's defaults, then attrs. helper.conf is mapped onto the same
+// config blocks a user would write, so this package knows no concrete
+// plugin; the modules are linked in by whoever links the agent.
+func builtinConfig(kind hostapi.Kind, name string, attrs map[string]any) (any, error) {
+	m, ok := registry.Lookup(kind, name)
+	if !ok {
+		return nil, fmt.Errorf("helper.conf needs the built-in %s %q, which this binary does not link", kind, name)
+	}
+	cfg := m.NewConfig()
+	js, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("mapping helper.conf onto %s.%s: %w", kind, name, err)
+	}
+	return cfg, nil
 }
