@@ -91,3 +91,40 @@ func Names(kind hostapi.Kind) []string {
 	sort.Strings(names)
 	return names
 }
+
+// RegisterIssuer registers the issuer name ("issuer.NAME"), typed: the
+// config is a *C with its defaults from newConfig, and build returns a
+// hostapi.Issuer, so a module of the wrong kind or config type does not
+// compile. The config build gets has passed the config loader, which
+// decoded it and ran its Validate method, if any.
+func RegisterIssuer[C any](name string, newConfig func() *C, build func(*C, Env) (hostapi.Issuer, error)) {
+	register(hostapi.KindIssuer, name, newConfig, build)
+}
+
+// RegisterWriter registers the writer name ("writer.NAME"), typed as
+// RegisterIssuer is.
+func RegisterWriter[C any](name string, newConfig func() *C, build func(*C, Env) (hostapi.Writer, error)) {
+	register(hostapi.KindWriter, name, newConfig, build)
+}
+
+// RegisterNotifier registers the notifier name ("notifier.NAME"), typed
+// as RegisterIssuer is.
+func RegisterNotifier[C any](name string, newConfig func() *C, build func(*C, Env) (hostapi.Notifier, error)) {
+	register(hostapi.KindNotifier, name, newConfig, build)
+}
+
+func register[C, P any](kind hostapi.Kind, name string, newConfig func() *C, build func(*C, Env) (P, error)) {
+	id := string(kind) + "." + name
+	Register(Module{
+		ID:        id,
+		NewConfig: func() any { return newConfig() },
+		New: func(cfg any, env Env) (any, error) {
+			c, ok := cfg.(*C)
+			if !ok {
+				var want *C
+				return nil, fmt.Errorf("building %s: config is %T, want %T", id, cfg, want)
+			}
+			return build(c, env)
+		},
+	})
+}

@@ -29,16 +29,8 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Module{
-		ID:        "issuer.dev",
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(cfg any, env registry.Env) (any, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("building issuer.dev: config is %T, want *dev.Config", cfg)
-			}
-			return New(c, env.Logger)
-		},
+	registry.RegisterIssuer("dev", DefaultConfig, func(c *Config, env registry.Env) (hostapi.Issuer, error) {
+		return New(c, env.Logger)
 	})
 }
 

@@ -19,16 +19,8 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Module{
-		ID:        "notifier.exec",
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(cfg any, env registry.Env) (any, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("building notifier.exec: config is %T, want *exec.Config", cfg)
-			}
-			return New(c, env.Logger)
-		},
+	registry.RegisterNotifier("exec", DefaultConfig, func(c *Config, env registry.Env) (hostapi.Notifier, error) {
+		return New(c, env.Logger)
 	})
 }
 

@@ -17,16 +17,8 @@ import (
 const ID = "writer.files"
 
 func init() {
-	registry.Register(registry.Module{
-		ID:        ID,
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(cfg any, env registry.Env) (any, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("building %s: config is %T, want *files.Config", ID, cfg)
-			}
-			return New(c, env.Logger)
-		},
+	registry.RegisterWriter("files", DefaultConfig, func(c *Config, env registry.Env) (hostapi.Writer, error) {
+		return New(c, env.Logger)
 	})
 }
 

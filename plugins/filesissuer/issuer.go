@@ -14,16 +14,8 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Module{
-		ID:        "issuer.files",
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(cfg any, env registry.Env) (any, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("building issuer.files: config is %T, want *filesissuer.Config", cfg)
-			}
-			return New(c, env.Logger)
-		},
+	registry.RegisterIssuer("files", DefaultConfig, func(c *Config, env registry.Env) (hostapi.Issuer, error) {
+		return New(c, env.Logger)
 	})
 }
 

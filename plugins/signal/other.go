@@ -14,12 +14,8 @@ import (
 // registered so that a config naming it is refused at load, with the
 // platform named, instead of as an unknown type.
 func init() {
-	registry.Register(registry.Module{
-		ID:        "notifier.signal",
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(any, registry.Env) (any, error) {
-			return nil, unavailable()
-		},
+	registry.RegisterNotifier("signal", DefaultConfig, func(*Config, registry.Env) (hostapi.Notifier, error) {
+		return nil, unavailable()
 	})
 }
 

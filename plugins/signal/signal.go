@@ -22,16 +22,8 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Module{
-		ID:        "notifier.signal",
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(cfg any, env registry.Env) (any, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("building notifier.signal: config is %T, want *signal.Config", cfg)
-			}
-			return New(c, env.Logger)
-		},
+	registry.RegisterNotifier("signal", DefaultConfig, func(c *Config, env registry.Env) (hostapi.Notifier, error) {
+		return New(c, env.Logger)
 	})
 }
 

@@ -18,16 +18,8 @@ import (
 )
 
 func init() {
-	registry.Register(registry.Module{
-		ID:        "issuer.workloadapi",
-		NewConfig: func() any { return DefaultConfig() },
-		New: func(cfg any, env registry.Env) (any, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("building issuer.workloadapi: config is %T, want *workloadapi.Config", cfg)
-			}
-			return New(c, env.Logger)
-		},
+	registry.RegisterIssuer("workloadapi", DefaultConfig, func(c *Config, env registry.Env) (hostapi.Issuer, error) {
+		return New(c, env.Logger)
 	})
 }
 
