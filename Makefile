@@ -59,7 +59,7 @@ test-unit: ## tests that need no SPIRE binaries
 check: ## gofmt, vet, staticcheck, linux/arm64 and wasip1 builds, generated code up to date
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@# stdmethods is off: wazero's experimental sys.File has Seek(int64, int) (int64, Errno), which
-	@# internal/wasmhost/rootfs.go must implement and vet takes for a broken io.Seeker.
+	@# internal/plugin/wasmrt/rootfs.go must implement and vet takes for a broken io.Seeker.
 	$(GO) vet -stdmethods=false ./...
 	cd examples/kubernetes && $(GO) vet ./...
 	cd examples/issuer-vaultpki && $(GO) vet ./...
@@ -70,7 +70,7 @@ check: ## gofmt, vet, staticcheck, linux/arm64 and wasip1 builds, generated code
 	@git diff --quiet -- hostapi/proto || { echo "make generate changed hostapi/proto: commit the regenerated code"; git diff --stat -- hostapi/proto; exit 1; }
 
 bench: ## in-process benchmarks (ns/op, allocs/op): rotation path, writer, plugin call paths
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/ ./internal/pluginhost/ ./internal/wasmhost/ ./internal/gopluginhost/
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/ ./internal/plugin/adapter/ ./internal/plugin/wasmrt/ ./internal/plugin/subproc/
 
 bench-full: spire ## every figure of docs/PERFORMANCE.md (about 30 min; SVIDAGENT_BENCH_SCALE_MAX=100 skips the 1,000-identity case)
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" bench/run.sh

@@ -13,14 +13,14 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/metrics"
-	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/registry"
 
 	// The built-in plugins register themselves.
 	_ "github.com/svidagent/svidagent/plugins/dev"
 	_ "github.com/svidagent/svidagent/plugins/exec"
 	_ "github.com/svidagent/svidagent/plugins/files"
-	_ "github.com/svidagent/svidagent/plugins/filesissuer"
+	_ "github.com/svidagent/svidagent/plugins/filewatch"
 	_ "github.com/svidagent/svidagent/plugins/signal"
 	_ "github.com/svidagent/svidagent/plugins/workloadapi"
 )
@@ -110,8 +110,8 @@ func New(cfg *Config, opts ...Option) *Agent {
 type plugins struct {
 	cfg       *Config
 	issuers   map[string]hostapi.Issuer
-	externals map[string]*pluginhost.Plugin // by plugin block name, shared
-	all       []any                         // every instance, in build order, for Start and Close
+	externals map[string]*adapter.Plugin // by plugin block name, shared
+	all       []any                      // every instance, in build order, for Start and Close
 
 	// For reload: what each instance was built from, so that the next
 	// build can keep it when that is unchanged.
@@ -124,7 +124,7 @@ type plugins struct {
 
 func newPlugins(cfg *Config) *plugins {
 	return &plugins{
-		cfg: cfg, issuers: map[string]hostapi.Issuer{}, externals: map[string]*pluginhost.Plugin{},
+		cfg: cfg, issuers: map[string]hostapi.Issuer{}, externals: map[string]*adapter.Plugin{},
 		builtins: map[string]builtin{}, extState: map[string]extState{}, kept: map[string]bool{},
 	}
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/plugin/load"
-	"github.com/svidagent/svidagent/internal/pluginhost"
 )
 
 // hostVersion is sent to plugins in Describe, for their messages.
@@ -59,7 +59,7 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 				callTimeout = config.MaxPluginTimeout(kind)
 			}
 		}
-		p, err = pluginhost.Open(ctx, c, pluginhost.Settings{
+		p, err = adapter.Open(ctx, c, adapter.Settings{
 			Kind: kind, Name: e.Name, ConfigJSON: e.ConfigJSON, CallTimeout: callTimeout,
 			Logger:      a.log.With("component", string(kind), "plugin", e.Name),
 			HostVersion: hostVersion, HostServices: c.HostServices(),

@@ -16,10 +16,10 @@ import (
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 )
 
-// hostileWASM is internal/wasmhost's test guest, a notifier whose
+// hostileWASM is internal/plugin/wasmrt's test guest, a notifier whose
 // behaviour the svid block's name selects ("loop", "oom", "panic", ...),
 // compiled once per test binary.
 var hostileWASM = sync.OnceValues(func() (string, error) {
@@ -28,7 +28,7 @@ var hostileWASM = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "notifier.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../internal/wasmhost/testdata/guests/notifier")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../internal/plugin/wasmrt/testdata/guests/notifier")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the test guest: %v\n%s", err, b)
@@ -71,14 +71,14 @@ func TestHostileWASMNotifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := wasmhost.HashFile(path)
+	sum, err := wasmrt.HashFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stateDir := t.TempDir() // shared: the module is compiled once, then cached
 	// Warm the compile cache, so that the subtests' deadlines do not
 	// include a cold compile (seconds under -race).
-	warm, err := wasmhost.Open(context.Background(), wasmhost.Config{Path: path, SHA256: sum, Kind: hostapi.KindNotifier,
+	warm, err := wasmrt.Open(context.Background(), wasmrt.Config{Path: path, SHA256: sum, Kind: hostapi.KindNotifier,
 		Name: "warm", CacheDir: filepath.Join(stateDir, "wasm-cache"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -200,15 +200,15 @@ func TestExternalLoadFailure(t *testing.T) {
 // TestCeilingsMatch: the config loader rejects limits above the same
 // ceilings the WASM runtime enforces.
 func TestCeilingsMatch(t *testing.T) {
-	if config.MaxWASMStartTimeout != wasmhost.MaxStartTimeout {
-		t.Errorf("config's WASM start_timeout ceiling %s, wasmhost's %s", config.MaxWASMStartTimeout, wasmhost.MaxStartTimeout)
+	if config.MaxWASMStartTimeout != wasmrt.MaxStartTimeout {
+		t.Errorf("config's WASM start_timeout ceiling %s, wasmrt's %s", config.MaxWASMStartTimeout, wasmrt.MaxStartTimeout)
 	}
-	if config.MaxPluginMemory != wasmhost.MaxMemoryBytes || config.MaxPluginReply != wasmhost.MaxReplyBytes {
-		t.Errorf("config ceilings %d/%d, wasmhost %d/%d", config.MaxPluginMemory, config.MaxPluginReply, wasmhost.MaxMemoryBytes, wasmhost.MaxReplyBytes)
+	if config.MaxPluginMemory != wasmrt.MaxMemoryBytes || config.MaxPluginReply != wasmrt.MaxReplyBytes {
+		t.Errorf("config ceilings %d/%d, wasmrt %d/%d", config.MaxPluginMemory, config.MaxPluginReply, wasmrt.MaxMemoryBytes, wasmrt.MaxReplyBytes)
 	}
 	for _, k := range []hostapi.Kind{hostapi.KindIssuer, hostapi.KindWriter, hostapi.KindNotifier} {
-		if config.MaxPluginTimeout(k) != wasmhost.MaxCallTimeout(k) {
-			t.Errorf("%s timeout ceiling: config %s, wasmhost %s", k, config.MaxPluginTimeout(k), wasmhost.MaxCallTimeout(k))
+		if config.MaxPluginTimeout(k) != wasmrt.MaxCallTimeout(k) {
+			t.Errorf("%s timeout ceiling: config %s, wasmrt %s", k, config.MaxPluginTimeout(k), wasmrt.MaxCallTimeout(k))
 		}
 	}
 }

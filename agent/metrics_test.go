@@ -18,7 +18,7 @@ import (
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 )
 
 // client bounds each request: a listener nobody serves (Run failed early)
@@ -337,7 +337,7 @@ func TestMetricsStatusExternalWASM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := wasmhost.HashFile(path)
+	sum, err := wasmrt.HashFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 )
 
 // WithConfigPath makes Run reload the configuration from path (with
@@ -140,7 +140,7 @@ func fileSHA256(path string) string {
 // unchanged pin is not loaded: the running instance is kept and the
 // mismatch is recorded in b.problems. Without a pin
 // (insecure_skip_checksum), a changed file is loaded.
-func (a *Agent) keepExternal(b, prev *plugins, e *config.External) (*pluginhost.Plugin, bool) {
+func (a *Agent) keepExternal(b, prev *plugins, e *config.External) (*adapter.Plugin, bool) {
 	old, ok := prev.externals[e.Name]
 	st := prev.extState[e.Name]
 	if !ok || st.key != externalKey(e) {

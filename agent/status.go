@@ -9,8 +9,8 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/plugin/load"
-	"github.com/svidagent/svidagent/internal/pluginhost"
 )
 
 // WithVersion sets the version the agent reports in its build info
@@ -211,9 +211,9 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 	st.Plugins = []PluginStatus{}
 	a.mu.Lock()
 	cfg, built := a.cfg, a.built
-	var externals map[string]*pluginhost.Plugin
+	var externals map[string]*adapter.Plugin
 	if built != nil {
-		externals = make(map[string]*pluginhost.Plugin, len(built.externals))
+		externals = make(map[string]*adapter.Plugin, len(built.externals))
 		for k, v := range built.externals {
 			externals[k] = v
 		}
@@ -319,9 +319,9 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 			bs := p.Status()
 			ps.LastError = bs.LastError
 			switch {
-			case bs.State == pluginhost.BreakerOpen:
+			case bs.State == adapter.BreakerOpen:
 				ps.State = PluginBreakerOpen
-			case bs.State == pluginhost.BreakerHalfOpen || bs.ConsecutiveFailures > 0:
+			case bs.State == adapter.BreakerHalfOpen || bs.ConsecutiveFailures > 0:
 				ps.State = PluginFailing
 			}
 		} else {

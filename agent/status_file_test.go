@@ -11,7 +11,7 @@ import (
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 )
 
 // TestStatusShowsPluginFileChanged: a pinned WASM plugin whose file on
@@ -31,7 +31,7 @@ func TestStatusShowsPluginFileChanged(t *testing.T) {
 	if err := os.WriteFile(path, code, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := wasmhost.HashFile(path)
+	sum, err := wasmrt.HashFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestStatusShowsPluginFileChanged(t *testing.T) {
 	if err := os.WriteFile(path, code, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	now, err := wasmhost.HashFile(path)
+	now, err := wasmrt.HashFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

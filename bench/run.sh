@@ -54,9 +54,9 @@ step oneshot go test -count=1 -v -timeout 10m -run '^TestOneShot$' ./bench/
 step idle go test -count=1 -v -timeout 10m -run '^TestIdle$' ./bench/
 # §4 plugin call overhead (4 KiB), load time cold/warm, RSS with N WASM plugins
 step invoke go test -run '^$' -bench 'InvokeNotify' -benchmem -count 5 \
-	./internal/pluginhost/ ./internal/wasmhost/ ./internal/gopluginhost/
+	./internal/plugin/adapter/ ./internal/plugin/wasmrt/ ./internal/plugin/subproc/
 step load go test -run '^$' -bench 'BenchmarkOpen|BenchmarkStart' -benchtime 3x -benchmem -count 3 \
-	./internal/wasmhost/ ./internal/gopluginhost/
+	./internal/plugin/wasmrt/ ./internal/plugin/subproc/
 GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$out/webhook.wasm" ./examples/notifier-webhook
 go build -o "$out/wasmrss" ./bench/wasmrss
 for n in 1 10; do

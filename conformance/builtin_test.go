@@ -34,7 +34,7 @@ import (
 	_ "github.com/svidagent/svidagent/plugins/dev"
 	_ "github.com/svidagent/svidagent/plugins/exec"
 	_ "github.com/svidagent/svidagent/plugins/files"
-	_ "github.com/svidagent/svidagent/plugins/filesissuer"
+	_ "github.com/svidagent/svidagent/plugins/filewatch"
 	_ "github.com/svidagent/svidagent/plugins/signal"
 	_ "github.com/svidagent/svidagent/plugins/workloadapi"
 )

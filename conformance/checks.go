@@ -15,8 +15,8 @@ import (
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/plugin/load"
-	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/internal/wire"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -121,26 +121,26 @@ func (s *suite) checkNegotiation(ctx context.Context) outcome {
 	if err != nil {
 		return fail("loading the plugin: %v", err)
 	}
-	p, err := pluginhost.Negotiate(ctx, inst.conn, s.settings(s.t.ConfigJSON))
+	p, err := adapter.Negotiate(ctx, inst.conn, s.settings(s.t.ConfigJSON))
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer p.Close()
 	s.info = p.Info()
-	// The example config is not part of pluginhost.Info: ask again.
+	// The example config is not part of adapter.Info: ask again.
 	var desc pluginv1.DescribeResponse
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := inst.conn.Invoke(cctx, pluginhost.MethodDescribe, &pluginv1.DescribeRequest{HostServices: s.hostServices()}, &desc); err != nil {
+	if err := inst.conn.Invoke(cctx, adapter.MethodDescribe, &pluginv1.DescribeRequest{HostServices: s.hostServices()}, &desc); err != nil {
 		return fail("a second Describe failed: %v", err)
 	}
 	s.example = desc.GetExampleConfigJson()
 	if !s.configGiven && isObject(s.example) {
 		s.t.ConfigJSON, s.exampleUsed = s.example, true
 	}
-	want := pluginhost.SupportedServices(s.t.Kind)
-	if !slices.Contains(s.info.Services, pluginhost.ServicePlugin) || !slices.ContainsFunc(want, func(w string) bool { return slices.Contains(s.info.Services, w) }) {
-		return fail("Describe lists %v; want %s and one of %v", s.info.Services, pluginhost.ServicePlugin, want)
+	want := adapter.SupportedServices(s.t.Kind)
+	if !slices.Contains(s.info.Services, adapter.ServicePlugin) || !slices.ContainsFunc(want, func(w string) bool { return slices.Contains(s.info.Services, w) }) {
+		return fail("Describe lists %v; want %s and one of %v", s.info.Services, adapter.ServicePlugin, want)
 	}
 	return pass()
 }
@@ -161,7 +161,7 @@ func (s *suite) checkDescribe() outcome {
 	}
 	for _, svc := range s.info.Services {
 		if !serviceName.MatchString(svc) {
-			problems = append(problems, fmt.Sprintf("service %q is not fully qualified (want package.Service, e.g. %s)", svc, pluginhost.ServicePlugin))
+			problems = append(problems, fmt.Sprintf("service %q is not fully qualified (want package.Service, e.g. %s)", svc, adapter.ServicePlugin))
 		}
 	}
 	if len(s.example) > 0 && !isObject(s.example) {
@@ -174,12 +174,12 @@ func (s *suite) checkDescribe() outcome {
 }
 
 // negotiated dials the plugin and negotiates, without configuring it.
-func (s *suite) negotiated(ctx context.Context) (*pluginhost.Plugin, *instance, error) {
+func (s *suite) negotiated(ctx context.Context) (*adapter.Plugin, *instance, error) {
 	inst, err := s.dial(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading the plugin: %w", err)
 	}
-	p, err := pluginhost.Negotiate(ctx, inst.conn, s.settings(s.t.ConfigJSON))
+	p, err := adapter.Negotiate(ctx, inst.conn, s.settings(s.t.ConfigJSON))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,7 +226,7 @@ func (s *suite) configSource() string {
 }
 
 // opened opens the plugin with ConfigJSON.
-func (s *suite) opened(ctx context.Context) (*pluginhost.Plugin, *instance, error) {
+func (s *suite) opened(ctx context.Context) (*adapter.Plugin, *instance, error) {
 	p, inst, err := s.open(ctx, s.t.ConfigJSON)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the plugin with %s: %w", s.configSource(), err)
@@ -275,7 +275,7 @@ func (s *suite) checkFailedReconfigure(ctx context.Context) outcome {
 	defer p.Close()
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
+	if err := inst.conn.Invoke(cctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
 		return fail("Configure accepted the invalid config %s", s.t.InvalidConfigJSON)
 	}
 	if err := s.kindCall(cctx, p); err != nil {
@@ -314,7 +314,7 @@ func (s *suite) kindRequest() (method string, req, resp proto.Message, err error
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return pluginhost.MethodNotify, wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"})), &notifierv1.NotifyResponse{}, nil
+		return adapter.MethodNotify, wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"})), &notifierv1.NotifyResponse{}, nil
 	case hostapi.KindWriter:
 		set, err := s.creds.set(4)
 		if err != nil {
@@ -324,13 +324,13 @@ func (s *suite) kindRequest() (method string, req, resp proto.Message, err error
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return pluginhost.MethodWrite, wr, &writerv1.WriteResponse{}, nil
+		return adapter.MethodWrite, wr, &writerv1.WriteResponse{}, nil
 	default:
 		ir, _, err := s.issueRequest()
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return pluginhost.MethodIssue, wire.IssueRequestToProto(ir), &issuerv1.IssueResponse{}, nil
+		return adapter.MethodIssue, wire.IssueRequestToProto(ir), &issuerv1.IssueResponse{}, nil
 	}
 }
 
@@ -342,7 +342,7 @@ func (s *suite) checkConfigureTwice(ctx context.Context) outcome {
 	defer p.Close()
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.ConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err != nil {
+	if err := inst.conn.Invoke(cctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.ConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err != nil {
 		return fail("a second Configure with the same config failed: %v", err)
 	}
 	if err := s.kindCall(cctx, p); err != nil {
@@ -360,10 +360,10 @@ func (s *suite) checkCloseAfterFailedConfigure(ctx context.Context) outcome {
 	_ = p // closed by hand below, to see the plugin's own answer
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
+	if err := inst.conn.Invoke(cctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON, Instance: "conformance"}, &pluginv1.ConfigureResponse{}); err == nil {
 		return fail("Configure accepted the invalid config %s", s.t.InvalidConfigJSON)
 	}
-	if err := inst.conn.Invoke(cctx, pluginhost.MethodClose, &pluginv1.CloseRequest{}, &pluginv1.CloseResponse{}); err != nil {
+	if err := inst.conn.Invoke(cctx, adapter.MethodClose, &pluginv1.CloseRequest{}, &pluginv1.CloseResponse{}); err != nil {
 		return fail("Close after a failed Configure failed: %v", err)
 	}
 	return pass()
@@ -440,9 +440,9 @@ func (s *suite) checkMemory(ctx context.Context) outcome {
 func (s *suite) cheapCall() (string, proto.Message, proto.Message) {
 	if s.t.Kind == hostapi.KindNotifier {
 		sv, _ := s.creds.svid(2)
-		return pluginhost.MethodNotify, padded(wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"}))), &notifierv1.NotifyResponse{}
+		return adapter.MethodNotify, padded(wire.RotationEventToProto(s.creds.event(sv, []string{"/run/svidagent/svid.pem"}))), &notifierv1.NotifyResponse{}
 	}
-	return pluginhost.MethodValidate, padded(&pluginv1.ValidateRequest{ConfigJson: s.t.ConfigJSON}), &pluginv1.ValidateResponse{}
+	return adapter.MethodValidate, padded(&pluginv1.ValidateRequest{ConfigJson: s.t.ConfigJSON}), &pluginv1.ValidateResponse{}
 }
 
 // padField is the field number of the padding: far above any field v1
@@ -476,11 +476,11 @@ func garbage(seed uint64) proto.Message {
 func (s *suite) kindMethod() (string, proto.Message) {
 	switch s.t.Kind {
 	case hostapi.KindIssuer:
-		return pluginhost.MethodIssue, &issuerv1.IssueResponse{}
+		return adapter.MethodIssue, &issuerv1.IssueResponse{}
 	case hostapi.KindWriter:
-		return pluginhost.MethodWrite, &writerv1.WriteResponse{}
+		return adapter.MethodWrite, &writerv1.WriteResponse{}
 	default:
-		return pluginhost.MethodNotify, &notifierv1.NotifyResponse{}
+		return adapter.MethodNotify, &notifierv1.NotifyResponse{}
 	}
 }
 
@@ -498,7 +498,7 @@ func (s *suite) checkMalformed(ctx context.Context) outcome {
 		mustFail     bool
 	}{
 		{"random bytes to " + short(kind), kind, garbage(1), kresp, true},
-		{"random bytes to Validate", pluginhost.MethodValidate, garbage(2), &pluginv1.ValidateResponse{}, true},
+		{"random bytes to Validate", adapter.MethodValidate, garbage(2), &pluginv1.ValidateResponse{}, true},
 		{"a message of the wrong type to " + short(kind), kind, wrongType, kresp, false},
 	}
 	for _, sd := range sends {
@@ -532,7 +532,7 @@ func (s *suite) checkMalformed(ctx context.Context) outcome {
 }
 
 // kindCall makes one well-formed call of the kind's service.
-func (s *suite) kindCall(ctx context.Context, p *pluginhost.Plugin) error {
+func (s *suite) kindCall(ctx context.Context, p *adapter.Plugin) error {
 	switch s.t.Kind {
 	case hostapi.KindNotifier:
 		sv, err := s.creds.svid(3)

@@ -17,7 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/svidagent/svidagent/hostapi"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/wire"
 	"google.golang.org/protobuf/proto"
 )
@@ -38,7 +38,7 @@ func failAll(r reporter, guard guardFunc, names []string, o outcome) {
 }
 
 // hostPath is where a path a writer reported is on the host: the host
-// already mapped a WASM writer's /out/... paths (pluginhost.PathMapper), so
+// already mapped a WASM writer's /out/... paths (adapter.PathMapper), so
 // only a relative path, which a subprocess writer may report, is joined to
 // the output directory.
 func (s *suite) hostPath(p string) string {
@@ -274,7 +274,7 @@ func (s *suite) runIssuer(ctx context.Context, r reporter, guard guardFunc) {
 		return
 	}
 	defer p.Close()
-	returnsKeys := p.Info().HasCapability(pluginhost.CapabilityIssuerReturnsKeys)
+	returnsKeys := p.Info().HasCapability(adapter.CapabilityIssuerReturnsKeys)
 	req, pub, err := s.issueRequest()
 	if err != nil {
 		failAll(r, guard, Checks.Issuer, fail("%v", err))
@@ -312,7 +312,7 @@ func (s *suite) runIssuer(ctx context.Context, r reporter, guard guardFunc) {
 		}))
 		r.check("issue_public_key", guard(func() outcome {
 			if returnsKeys {
-				return skip("the issuer declares %q: it owns its keys", pluginhost.CapabilityIssuerReturnsKeys)
+				return skip("the issuer declares %q: it owns its keys", adapter.CapabilityIssuerReturnsKeys)
 			}
 			k, ok := leaf.Certificates[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 			if !ok || !k.Equal(pub) {
@@ -322,7 +322,7 @@ func (s *suite) runIssuer(ctx context.Context, r reporter, guard guardFunc) {
 		}))
 		r.check("issue_ttl", guard(func() outcome {
 			if returnsKeys {
-				return skip("the issuer declares %q: it chooses its certificates' lifetimes", pluginhost.CapabilityIssuerReturnsKeys)
+				return skip("the issuer declares %q: it chooses its certificates' lifetimes", adapter.CapabilityIssuerReturnsKeys)
 			}
 			na := leaf.Certificates[0].NotAfter
 			if !na.After(time.Now()) {
@@ -396,7 +396,7 @@ func (s *suite) runNotifier(ctx context.Context, r reporter, guard guardFunc) {
 			defer p.Close()
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
 			defer cancel()
-			if err := inst.conn.Invoke(cctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON}, &pluginv1.ConfigureResponse{}); err == nil {
+			if err := inst.conn.Invoke(cctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: s.t.InvalidConfigJSON}, &pluginv1.ConfigureResponse{}); err == nil {
 				return fail("Configure with the invalid config %s answered OK; it must answer an error", s.t.InvalidConfigJSON)
 			}
 			return pass()

@@ -12,8 +12,8 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/plugin/load"
-	"github.com/svidagent/svidagent/internal/pluginhost"
 	"github.com/svidagent/svidagent/sdk"
 	"github.com/svidagent/svidagent/sdk/inproc"
 )
@@ -105,7 +105,7 @@ type suite struct {
 	rt       runtime
 	stateDir string // go-plugin pins; removed by close
 	tmpDirs  []string
-	info     pluginhost.Info // from the negotiation check; zero until then
+	info     adapter.Info // from the negotiation check; zero until then
 	// example is the plugin's example config from Describe; it is
 	// ConfigJSON when the target set none (exampleUsed).
 	example     []byte
@@ -244,7 +244,7 @@ func (s *suite) name() string {
 
 // instance is one opened plugin instance.
 type instance struct {
-	conn pluginhost.Conn
+	conn adapter.Conn
 	// mem reads a WASM instance's linear memory size; nil for others.
 	mem interface{ MemoryBytes() (uint32, bool) }
 }
@@ -277,33 +277,33 @@ func (s *suite) dial(ctx context.Context) (*instance, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &instance{conn: pluginhost.NewLocalConn(d)}, nil
+		return &instance{conn: adapter.NewLocalConn(d)}, nil
 	}
 }
 
 // hostServices returns what Describe tells the plugin it was granted.
 func (s *suite) hostServices() []string {
-	out := []string{pluginhost.ServiceLogger}
+	out := []string{adapter.ServiceLogger}
 	if len(s.t.AllowHosts) > 0 {
-		out = append(out, pluginhost.ServiceHTTP)
+		out = append(out, adapter.ServiceHTTP)
 	}
 	return out
 }
 
 // settings returns the adapter's settings for config.
-func (s *suite) settings(config []byte) pluginhost.Settings {
-	return pluginhost.Settings{Kind: s.t.Kind, Name: "conformance", ConfigJSON: config, Logger: s.t.Logger,
+func (s *suite) settings(config []byte) adapter.Settings {
+	return adapter.Settings{Kind: s.t.Kind, Name: "conformance", ConfigJSON: config, Logger: s.t.Logger,
 		HostVersion: "conformance", HostServices: s.hostServices(), BreakerThreshold: 1 << 30}
 }
 
 // open dials the plugin and opens it with config: Describe, negotiation,
 // Validate and Configure. The caller closes the returned plugin.
-func (s *suite) open(ctx context.Context, config []byte) (*pluginhost.Plugin, *instance, error) {
+func (s *suite) open(ctx context.Context, config []byte) (*adapter.Plugin, *instance, error) {
 	inst, err := s.dial(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := pluginhost.Open(ctx, inst.conn, s.settings(config))
+	p, err := adapter.Open(ctx, inst.conn, s.settings(config))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -241,9 +241,9 @@ daemon_mode = true
 func TestPluginStderrFlood(t *testing.T) {
 	const (
 		window    = 3 * time.Second
-		rate      = 64 << 10 // gopluginhost.OutputBytesPerSecond
+		rate      = 64 << 10 // subproc.OutputBytesPerSecond
 		burst     = 4 * rate
-		maxLine   = 8 << 10 // gopluginhost.MaxOutputLine
+		maxLine   = 8 << 10 // subproc.MaxOutputLine
 		overhead  = 2       // JSON framing and the escaping of backslashes, generously
 		maxLogged = overhead * (burst + rate*int(window/time.Second))
 	)

@@ -1,6 +1,6 @@
 // Command wasmrss measures the host memory that WASM plugins cost: it opens
 // N instances of the webhook notifier example (examples/notifier-webhook,
-// built for GOOS=wasip1) through internal/wasmhost, exactly as the agent
+// built for GOOS=wasip1) through internal/plugin/wasmrt, exactly as the agent
 // does, configures each (which instantiates the module), and prints its own
 // VmRSS and VmHWM after each step.
 //
@@ -32,8 +32,8 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 )
 
 func main() {
@@ -54,7 +54,7 @@ func run(path string, n int, cache string) error {
 	paths := strings.Split(path, ",")
 	sums := make([]string, len(paths))
 	for i, p := range paths {
-		sum, err := wasmhost.HashFile(p)
+		sum, err := wasmrt.HashFile(p)
 		if err != nil {
 			return fmt.Errorf("hashing %s: %w", p, err)
 		}
@@ -63,7 +63,7 @@ func run(path string, n int, cache string) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
 	report(0, 0)
-	var plugins []*wasmhost.Plugin
+	var plugins []*wasmrt.Plugin
 	defer func() {
 		for _, p := range plugins {
 			p.Close()
@@ -71,7 +71,7 @@ func run(path string, n int, cache string) error {
 	}()
 	for i := 1; i <= n; i++ {
 		start := time.Now()
-		p, err := wasmhost.Open(ctx, wasmhost.Config{
+		p, err := wasmrt.Open(ctx, wasmrt.Config{
 			Path: paths[(i-1)%len(paths)], SHA256: sums[(i-1)%len(paths)], Kind: hostapi.KindNotifier,
 			Name: fmt.Sprintf("webhook-%d", i), Logger: log, CacheDir: cache,
 			AllowHosts: []string{"127.0.0.1:9"},
@@ -83,11 +83,11 @@ func run(path string, n int, cache string) error {
 		// Describe and Configure instantiate the module and run the
 		// guest's initialisation: after them the plugin is as resident
 		// as in a running agent.
-		if err := p.Invoke(ctx, pluginhost.MethodDescribe, &pluginv1.DescribeRequest{HostServices: p.HostServices()}, &pluginv1.DescribeResponse{}); err != nil {
+		if err := p.Invoke(ctx, adapter.MethodDescribe, &pluginv1.DescribeRequest{HostServices: p.HostServices()}, &pluginv1.DescribeResponse{}); err != nil {
 			return fmt.Errorf("describing plugin %d: %w", i, err)
 		}
 		cfg := []byte(`{"url":"http://127.0.0.1:9/hook"}`)
-		if err := p.Invoke(ctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: cfg}, &pluginv1.ConfigureResponse{}); err != nil {
+		if err := p.Invoke(ctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: cfg}, &pluginv1.ConfigureResponse{}); err != nil {
 			return fmt.Errorf("configuring plugin %d: %w", i, err)
 		}
 		report(i, time.Since(start))

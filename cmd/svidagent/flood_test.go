@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// echoGuest builds internal/wasmhost's test guest, a notifier whose
+// echoGuest builds internal/plugin/wasmrt's test guest, a notifier whose
 // behaviour the svid block's name selects; "loud" fails every Notify with
 // a 3 MiB error message.
 var echoGuest = sync.OnceValues(func() (string, error) {
@@ -23,7 +23,7 @@ var echoGuest = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "notifier.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../internal/wasmhost/testdata/guests/notifier")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../internal/plugin/wasmrt/testdata/guests/notifier")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the test guest: %v\n%s", err, b)
@@ -32,7 +32,7 @@ var echoGuest = sync.OnceValues(func() (string, error) {
 })
 
 // floodCap bounds what one plugin-supplied message may add to a surface:
-// pluginhost's cap, its truncation marker and the host's context.
+// adapter's cap, its truncation marker and the host's context.
 const floodCap = 2 << 10
 
 // TestPluginErrorFloodIsBounded: a real WASM notifier fails every call

@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/plugin/load"
-	"github.com/svidagent/svidagent/internal/pluginhost"
 )
 
 // pluginCmd runs `svidagent plugin hash|inspect`.
@@ -203,7 +203,7 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // when pin is its sha256 or allowExec is set: inspecting a subprocess
 // plugin executes it, and a file that merely has the executable bit set
 // is no proof that it is one. The pinned run executes the copy whose bytes
-// were hashed (gopluginhost's pinning), so the file cannot be swapped
+// were hashed (subproc's pinning), so the file cannot be swapped
 // between the check and the run.
 func inspectCommandGated(ctx context.Context, path, pin string, allowExec bool, in *inspection) error {
 	if err := load.CommandRuntimeErr(); err != nil {
@@ -245,7 +245,7 @@ func validatePlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 			fail(err)
 			continue
 		}
-		p, err := pluginhost.Negotiate(ctx, conn, pluginhost.Settings{Kind: e.Kind, Name: e.Name, Logger: log, HostVersion: versionString()})
+		p, err := adapter.Negotiate(ctx, conn, adapter.Settings{Kind: e.Kind, Name: e.Name, Logger: log, HostVersion: versionString()})
 		if err != nil {
 			fail(err)
 			continue
@@ -266,7 +266,7 @@ func validatePlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 // command plugin is pinned in a temporary directory removed when it is
 // closed, and neither the output directory (created when missing) nor
 // HTTP is granted, which Validate does not need.
-func openForValidate(ctx context.Context, e *config.External, log *slog.Logger) (pluginhost.Conn, error) {
+func openForValidate(ctx context.Context, e *config.External, log *slog.Logger) (adapter.Conn, error) {
 	v := *e
 	v.WriteDir, v.AllowHosts = "", nil
 	return load.Open(ctx, &v, load.Env{Logger: log})

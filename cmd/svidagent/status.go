@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/svidagent/svidagent/agent"
-	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
 )
 
 // lowRemaining is the fraction of a credential's lifetime below which
@@ -203,10 +203,10 @@ func printStatus(w io.Writer, st agent.Status, color bool) {
 
 // cleanStatus escapes every string of st that a plugin (or whatever
 // answered at the address) controls, so that none writes a control
-// sequence to the terminal: pluginhost.BoundText escapes non-printable
-// bytes Go-style ("\x1b") and caps each at pluginhost.MaxTextBytes.
+// sequence to the terminal: adapter.BoundText escapes non-printable
+// bytes Go-style ("\x1b") and caps each at adapter.MaxTextBytes.
 func cleanStatus(st *agent.Status) {
-	c := pluginhost.BoundText
+	c := adapter.BoundText
 	st.Version = c(st.Version)
 	for i := range st.Problems {
 		st.Problems[i] = c(st.Problems[i])

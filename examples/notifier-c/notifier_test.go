@@ -35,8 +35,8 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
-	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 )
 
 // wasmPath is the module build.sh built for this test process.
@@ -107,7 +107,7 @@ func (r *recorder) records() []rec {
 	return append([]rec{}, *r.recs...)
 }
 
-// counters is a hostsvc.CounterSink that records what it was given.
+// counters is a services.CounterSink that records what it was given.
 type counters struct {
 	mu   sync.Mutex
 	adds []string
@@ -127,8 +127,8 @@ func (c *counters) got() []string {
 }
 
 type opened struct {
-	wasm     *wasmhost.Plugin
-	plugin   *pluginhost.Plugin
+	wasm     *wasmrt.Plugin
+	plugin   *adapter.Plugin
 	log      *recorder
 	metrics  *counters
 	restarts *atomic.Int32
@@ -139,12 +139,12 @@ type opened struct {
 func open(t *testing.T, configJSON string) *opened {
 	t.Helper()
 	o := &opened{log: newRecorder(), metrics: &counters{}, restarts: &atomic.Int32{}}
-	sum, err := wasmhost.HashFile(wasmPath)
+	sum, err := wasmrt.HashFile(wasmPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	o.wasm, err = wasmhost.Open(ctx, wasmhost.Config{
+	o.wasm, err = wasmrt.Open(ctx, wasmrt.Config{
 		Path: wasmPath, SHA256: sum, Kind: hostapi.KindNotifier, Name: "c",
 		Logger: slog.New(o.log), Metrics: o.metrics,
 		OnRestart: func() { o.restarts.Add(1) },
@@ -152,7 +152,7 @@ func open(t *testing.T, configJSON string) *opened {
 	if err != nil {
 		t.Fatalf("opening the module: %v", err)
 	}
-	o.plugin, err = pluginhost.Open(ctx, o.wasm, pluginhost.Settings{
+	o.plugin, err = adapter.Open(ctx, o.wasm, adapter.Settings{
 		Kind: hostapi.KindNotifier, Name: "c", ConfigJSON: []byte(configJSON),
 		HostVersion: "test", HostServices: o.wasm.HostServices(),
 	})
@@ -199,8 +199,8 @@ func svid(t *testing.T, id string) hostapi.X509Identity {
 func TestDescribe(t *testing.T) {
 	o := open(t, `{}`)
 	info := o.plugin.Info()
-	want := pluginhost.Info{Name: "notifier-c", Version: "0.1.0",
-		Services: []string{pluginhost.ServicePlugin, pluginhost.ServiceNotifier}, Service: pluginhost.ServiceNotifier}
+	want := adapter.Info{Name: "notifier-c", Version: "0.1.0",
+		Services: []string{adapter.ServicePlugin, adapter.ServiceNotifier}, Service: adapter.ServiceNotifier}
 	if !reflect.DeepEqual(info, want) {
 		t.Errorf("Describe = %+v, want %+v", info, want)
 	}
@@ -300,14 +300,14 @@ func TestValidate(t *testing.T) {
 func TestConfigureRejects(t *testing.T) {
 	o := open(t, `{}`)
 	ctx := context.Background()
-	err := o.wasm.Invoke(ctx, pluginhost.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"prefix":1}`)}, &pluginv1.ConfigureResponse{})
+	err := o.wasm.Invoke(ctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{"prefix":1}`)}, &pluginv1.ConfigureResponse{})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "prefix: must be a string") {
 		t.Errorf("Configure with a bad config = %v, want INVALID_ARGUMENT naming prefix", err)
 	}
-	if err := o.wasm.Invoke(ctx, pluginhost.MethodClose, &pluginv1.CloseRequest{}, &pluginv1.CloseResponse{}); err != nil {
+	if err := o.wasm.Invoke(ctx, adapter.MethodClose, &pluginv1.CloseRequest{}, &pluginv1.CloseResponse{}); err != nil {
 		t.Fatal(err)
 	}
-	err = o.wasm.Invoke(ctx, pluginhost.MethodNotify, &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{})
+	err = o.wasm.Invoke(ctx, adapter.MethodNotify, &notifierv1.NotifyRequest{Name: "web"}, &notifierv1.NotifyResponse{})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("Notify after Close = %v, want FAILED_PRECONDITION", err)
 	}
@@ -317,8 +317,8 @@ func TestUnknownMethods(t *testing.T) {
 	o := open(t, `{}`)
 	for _, m := range []string{
 		"/svidagent.plugin.v1.Plugin/Reticulate",
-		pluginhost.MethodWrite,
-		pluginhost.MethodIssue,
+		adapter.MethodWrite,
+		adapter.MethodIssue,
 		"/svidagent.plugin.notifier.v2.Notifier/Notify",
 	} {
 		t.Run(m, func(t *testing.T) {
@@ -363,10 +363,10 @@ func TestMalformedPayloads(t *testing.T) {
 		{"truncated fixed64", []byte{0x21, 1, 2, 3}},
 		{"bad nested identity", append(x509, 0x02, 0x0a, 0x09)},
 	}
-	methods := []string{pluginhost.MethodNotify, pluginhost.MethodDescribe, pluginhost.MethodValidate, pluginhost.MethodConfigure}
+	methods := []string{adapter.MethodNotify, adapter.MethodDescribe, adapter.MethodValidate, adapter.MethodConfigure}
 	for _, tt := range tests {
 		for _, m := range methods {
-			if m != pluginhost.MethodNotify && tt.name == "bad nested identity" {
+			if m != adapter.MethodNotify && tt.name == "bad nested identity" {
 				continue
 			}
 			t.Run(tt.name+" "+m[strings.LastIndexByte(m, '/')+1:], func(t *testing.T) {
@@ -392,7 +392,7 @@ func TestMalformedPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.wasm.Invoke(ctx, pluginhost.MethodNotify, raw(append(good, future...)), &notifierv1.NotifyResponse{}); err != nil {
+	if err := o.wasm.Invoke(ctx, adapter.MethodNotify, raw(append(good, future...)), &notifierv1.NotifyResponse{}); err != nil {
 		t.Errorf("Notify with unknown fields = %v", err)
 	}
 	recs := o.log.records()

@@ -35,9 +35,9 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
-	"github.com/svidagent/svidagent/internal/gopluginhost"
-	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
+	"github.com/svidagent/svidagent/internal/plugin/subproc"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 	"github.com/svidagent/svidagent/internal/wire"
 	"github.com/svidagent/svidagent/sdk"
 	"github.com/svidagent/svidagent/sdk/wasm"
@@ -469,21 +469,21 @@ func TestWASM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("writer-pkcs12.wasm: %.1f MB", float64(st.Size())/1e6)
-	sum, err := wasmhost.HashFile(mod)
+	sum, err := wasmrt.HashFile(mod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	out := t.TempDir()
-	open := func(t *testing.T, cfg string) (*pluginhost.Plugin, error) {
+	open := func(t *testing.T, cfg string) (*adapter.Plugin, error) {
 		// The compilation cache: wazero compiles the 11 MB module once
 		// for the test process, not at every Open.
-		conn, err := wasmhost.Open(ctx, wasmhost.Config{Path: mod, SHA256: sum, Kind: hostapi.KindWriter, Name: "p12", WriteDir: out,
+		conn, err := wasmrt.Open(ctx, wasmrt.Config{Path: mod, SHA256: sum, Kind: hostapi.KindWriter, Name: "p12", WriteDir: out,
 			CacheDir: wasmCache(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return pluginhost.Open(ctx, conn, pluginhost.Settings{Kind: hostapi.KindWriter, Name: "p12", ConfigJSON: []byte(cfg), HostServices: conn.HostServices()})
+		return adapter.Open(ctx, conn, adapter.Settings{Kind: hostapi.KindWriter, Name: "p12", ConfigJSON: []byte(cfg), HostServices: conn.HostServices()})
 	}
 	t.Run("write", func(t *testing.T) {
 		p, err := open(t, `{"password":"`+password+`"}`)
@@ -531,17 +531,17 @@ func TestWASM(t *testing.T) {
 
 func TestGoPlugin(t *testing.T) {
 	bin := build(t, "writer-pkcs12")
-	sum, err := wasmhost.HashFile(bin)
+	sum, err := wasmrt.HashFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	conn, err := gopluginhost.Open(ctx, gopluginhost.Config{Path: bin, SHA256: sum, Kind: hostapi.KindWriter, Name: "p12", StateDir: t.TempDir()})
+	conn, err := subproc.Open(ctx, subproc.Config{Path: bin, SHA256: sum, Kind: hostapi.KindWriter, Name: "p12", StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	p, err := pluginhost.Open(ctx, conn, pluginhost.Settings{Kind: hostapi.KindWriter, Name: "p12",
+	p, err := adapter.Open(ctx, conn, adapter.Settings{Kind: hostapi.KindWriter, Name: "p12",
 		ConfigJSON: []byte(fmt.Sprintf(`{"dir":%q,"password":%q}`, dir, password))})
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ const (
 )
 
 // Host ceilings of the plugin limits (hostapi/ABI.md §7). A plugin block's
-// limits may lower them, never raise them. They equal internal/wasmhost's,
+// limits may lower them, never raise them. They equal internal/plugin/wasmrt's,
 // which a test in agent checks.
 const (
 	MaxPluginMemory = 32 << 20
@@ -42,7 +42,7 @@ const (
 	MaxPluginReply       = 4 << 20
 	DefaultStartTimeout  = 10 * time.Second
 	// MaxWASMStartTimeout is the host ceiling of a WASM plugin's
-	// start_timeout (wasmhost.MaxStartTimeout).
+	// start_timeout (wasmrt.MaxStartTimeout).
 	MaxWASMStartTimeout = 10 * time.Second
 )
 

@@ -21,7 +21,7 @@ import (
 // payload, through wazero's compiler engine as the agent runs it: the
 // request is decoded, the plugin logs one line through the host (one host
 // call, encoded by the guest) and the answer is encoded. It is the guest's
-// side of docs/PERFORMANCE.md's WASM call cost (internal/wasmhost's
+// side of docs/PERFORMANCE.md's WASM call cost (internal/plugin/wasmrt's
 // BenchmarkInvokeNotify uses a hand-written guest, not the SDK).
 func BenchmarkGuestNotify(b *testing.B) {
 	ctx := context.Background()

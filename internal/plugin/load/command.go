@@ -12,8 +12,8 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/gopluginhost"
-	"github.com/svidagent/svidagent/internal/pluginhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
+	"github.com/svidagent/svidagent/internal/plugin/subproc"
 )
 
 // CommandRuntimeErr says why this build cannot run subprocess plugins;
@@ -23,7 +23,7 @@ func CommandRuntimeErr() error { return nil }
 // commandConn is a go-plugin subprocess with the host services granted.
 // dir, when set, is a temporary state directory removed at Close.
 type commandConn struct {
-	*gopluginhost.Plugin
+	*subproc.Plugin
 	services []string
 	dir      string
 }
@@ -41,7 +41,7 @@ func (c *commandConn) Close() error {
 // openCommand starts a go-plugin subprocess plugin, pinned under the
 // state directory, under a memory limit on Linux.
 func openCommand(ctx context.Context, e *config.External, env Env) (Conn, error) {
-	svc, err := services(e, env)
+	svc, err := grants(e, env)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func openCommand(ctx context.Context, e *config.External, env Env) (Conn, error)
 	if mem == 0 && runtime.GOOS == "linux" {
 		mem = config.DefaultCommandMemory
 	}
-	p, err := gopluginhost.Open(ctx, gopluginhost.Config{
+	p, err := subproc.Open(ctx, subproc.Config{
 		Path:                 e.Path,
 		SHA256:               e.SHA256,
 		InsecureSkipChecksum: e.InsecureSkipChecksum,
@@ -84,7 +84,7 @@ func openCommand(ctx context.Context, e *config.External, env Env) (Conn, error)
 // inspectCommand starts the command plugin at path and asks what it is.
 func inspectCommand(ctx context.Context, path, pin string) (Info, error) {
 	if pin == "" {
-		i, err := gopluginhost.Inspect(ctx, path)
+		i, err := subproc.Inspect(ctx, path)
 		return Info{ABIVersions: i.ABIVersions, SHA256: i.SHA256, Name: i.Name, Version: i.Version,
 			Services: i.Services, Capabilities: i.Capabilities}, err
 	}
@@ -94,14 +94,14 @@ func inspectCommand(ctx context.Context, path, pin string) (Info, error) {
 		return in, fmt.Errorf("inspecting plugin %s: %w", path, err)
 	}
 	defer os.RemoveAll(state)
-	p, err := gopluginhost.Open(ctx, gopluginhost.Config{Path: path, SHA256: pin, Name: path, Kind: hostapi.KindNotifier,
+	p, err := subproc.Open(ctx, subproc.Config{Path: path, SHA256: pin, Name: path, Kind: hostapi.KindNotifier,
 		StateDir: state, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return in, fmt.Errorf("inspecting plugin %s: %w", path, err)
 	}
 	defer p.Close()
 	in.SHA256, in.ABIVersions = p.SHA256(), []string{"v1"}
-	d, err := pluginhost.Describe(ctx, p, "", []string{pluginhost.ServiceLogger})
+	d, err := adapter.Describe(ctx, p, "", []string{adapter.ServiceLogger})
 	if err != nil {
 		return in, fmt.Errorf("inspecting plugin %s: %w", path, err)
 	}

@@ -1,10 +1,10 @@
 // Package load opens external plugins: the one place that knows the
 // runtimes. The agent, `svidagent validate` and `plugin inspect`, and the
 // conformance suite all open a plugin block through [Open], which checks
-// the sha256 pin, starts the WASM module (internal/wasmhost) or the
-// go-plugin subprocess (internal/gopluginhost) with the host services the
+// the sha256 pin, starts the WASM module (internal/plugin/wasmrt) or the
+// go-plugin subprocess (internal/plugin/subproc) with the host services the
 // block grants, and, given metrics, counts and times every call. What
-// [Open] returns is a [Conn] that internal/pluginhost adapts onto the
+// [Open] returns is a [Conn] that internal/plugin/adapter adapts onto the
 // hostapi interfaces.
 //
 // Which runtimes a binary has is decided here by build tags: the
@@ -22,17 +22,17 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/hostsvc"
 	"github.com/svidagent/svidagent/internal/metrics"
-	"github.com/svidagent/svidagent/internal/pluginhost"
-	"github.com/svidagent/svidagent/internal/wasmhost"
+	"github.com/svidagent/svidagent/internal/plugin/adapter"
+	"github.com/svidagent/svidagent/internal/plugin/services"
+	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
 	"google.golang.org/protobuf/proto"
 )
 
 // Conn is a runtime's connection to one plugin, with the host services it
 // was granted (for Describe).
 type Conn interface {
-	pluginhost.Conn
+	adapter.Conn
 	HostServices() []string
 }
 
@@ -79,7 +79,7 @@ func Open(ctx context.Context, e *config.External, env Env) (Conn, error) {
 
 // sink is env's metrics as the host services take them: a nil interface,
 // not a typed nil, when there are none.
-func (env Env) sink() hostsvc.CounterSink {
+func (env Env) sink() services.CounterSink {
 	if env.Metrics == nil {
 		return nil
 	}
@@ -87,7 +87,7 @@ func (env Env) sink() hostsvc.CounterSink {
 }
 
 func openWASM(ctx context.Context, e *config.External, env Env) (Conn, error) {
-	return wasmhost.Open(ctx, wasmhost.Config{
+	return wasmrt.Open(ctx, wasmrt.Config{
 		Path:                 e.Path,
 		SHA256:               e.SHA256,
 		InsecureSkipChecksum: e.InsecureSkipChecksum,
@@ -95,7 +95,7 @@ func openWASM(ctx context.Context, e *config.External, env Env) (Conn, error) {
 		Name:                 e.Name,
 		Logger:               env.Logger,
 		CacheDir:             env.CacheDir,
-		Limits: wasmhost.Limits{
+		Limits: wasmrt.Limits{
 			MemoryBytes:   e.Limits.MemoryBytes,
 			CallTimeout:   e.Limits.Timeout,
 			MaxReplyBytes: e.Limits.MaxReplyBytes,
@@ -108,16 +108,16 @@ func openWASM(ctx context.Context, e *config.External, env Env) (Conn, error) {
 	})
 }
 
-// services are the host services a subprocess plugin gets: the Logger
+// grants are the host services a subprocess plugin gets: the Logger
 // always, Metrics with env's metrics, and HTTP when it is a notifier with
 // allow { hosts }.
-func services(e *config.External, env Env) (*hostsvc.Services, error) {
-	svc := &hostsvc.Services{Logger: hostsvc.NewLogger(env.Logger, e.Name, 0)}
+func grants(e *config.External, env Env) (*services.Services, error) {
+	svc := &services.Services{Logger: services.NewLogger(env.Logger, e.Name, 0)}
 	if env.Metrics != nil {
-		svc.Metrics = hostsvc.NewMetrics(env.Metrics, e.Name)
+		svc.Metrics = services.NewMetrics(env.Metrics, e.Name)
 	}
 	if e.Kind == hostapi.KindNotifier && len(e.AllowHosts) > 0 {
-		web, err := hostsvc.NewHTTP(hostsvc.HTTPConfig{AllowHosts: e.AllowHosts, MaxBodyBytes: int64(e.Limits.MaxReplyBytes)})
+		web, err := services.NewHTTP(services.HTTPConfig{AllowHosts: e.AllowHosts, MaxBodyBytes: int64(e.Limits.MaxReplyBytes)})
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +128,7 @@ func services(e *config.External, env Env) (*hostsvc.Services, error) {
 
 // HashFile returns the lowercase hex sha256 of the file at path, as
 // `svidagent plugin hash` prints it and a plugin block pins it.
-func HashFile(path string) (string, error) { return wasmhost.HashFile(path) }
+func HashFile(path string) (string, error) { return wasmrt.HashFile(path) }
 
 // Info is what `plugin inspect` learns of a plugin file.
 type Info struct {
@@ -147,7 +147,7 @@ type Info struct {
 // has decided to run the file unchecked.
 func Inspect(ctx context.Context, runtime, path, pin string) (Info, error) {
 	if runtime == config.RuntimeWASM {
-		i, err := wasmhost.Inspect(ctx, path, "")
+		i, err := wasmrt.Inspect(ctx, path, "")
 		return Info{ABIVersions: i.ABIVersions, SHA256: i.SHA256, Name: i.Name, Version: i.Version,
 			Services: i.Services, Capabilities: i.Capabilities}, err
 	}
@@ -177,18 +177,18 @@ func (c *instrumented) SHA256() string {
 	return ""
 }
 
-// HostPaths passes the runtime's mapping through (pluginhost.PathMapper).
+// HostPaths passes the runtime's mapping through (adapter.PathMapper).
 func (c *instrumented) HostPaths(paths []string) ([]string, error) {
-	if m, ok := c.Conn.(pluginhost.PathMapper); ok {
+	if m, ok := c.Conn.(adapter.PathMapper); ok {
 		return m.HostPaths(paths)
 	}
 	return paths, nil
 }
 
-var _ pluginhost.PathMapper = (*instrumented)(nil)
+var _ adapter.PathMapper = (*instrumented)(nil)
 
 // CheckWASMExports reads the module at path and checks the names of its
 // exports against hostapi/ABI.md §2 statically, before anything is
 // compiled. It returns the exported function names it found (nil when the
 // bytes cannot be parsed; compiling then says why).
-func CheckWASMExports(path string) (exports []string, err error) { return wasmhost.CheckFile(path) }
+func CheckWASMExports(path string) (exports []string, err error) { return wasmrt.CheckFile(path) }

@@ -1,7 +1,7 @@
 //go:build wasip1
 
 // Package abi is the test guests' hand-written side of hostapi/ABI.md,
-// shared by the WASM runtime's test guests (internal/wasmhost/testdata/
+// shared by the WASM runtime's test guests (internal/plugin/wasmrt/testdata/
 // guests) and the conformance suite's broken fixtures (conformance/
 // testdata/broken): the allocator exports, the request/response envelopes
 // and the host imports, using //go:wasmexport and //go:wasmimport directly

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package wasmhost
-
-import "github.com/tetratelabs/wazero/experimental"
-
-// mapMemory returns nil: outside Linux, linear memory lives on the Go heap.
-func mapMemory(max uint64) experimental.LinearMemory { return nil }
