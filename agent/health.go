@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/svidagent/svidagent/internal/config"
@@ -223,4 +227,63 @@ func onLoopback(r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// healthServer is the health listener and its server. Its handler is
+// swapped at a reload, so that changed paths take effect without a new
+// listener.
+type healthServer struct {
+	addr     string // the configured address; "" for WithHealthListener
+	ln       net.Listener
+	srv      *http.Server
+	handler  atomic.Pointer[http.Handler]
+	injected bool
+}
+
+func (hs *healthServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*hs.handler.Load()).ServeHTTP(w, r)
+}
+
+func (hs *healthServer) setHandler(h http.Handler) { hs.handler.Store(&h) }
+
+// startHealth returns the health server for h: cur itself when it can
+// stay (the address is unchanged, or the listener was injected), else a
+// new one listening on h.Address, or nil when health is off. The caller
+// shuts cur down when a new one is returned.
+func (a *Agent) startHealth(h config.Health, cur *healthServer) (*healthServer, error) {
+	if cur != nil && (cur.injected || (h.Enabled && cur.addr == h.Address)) {
+		return cur, nil
+	}
+	var ln net.Listener
+	injected := false
+	if cur == nil && a.healthLn != nil {
+		ln, injected = a.healthLn, true
+	} else if h.Enabled {
+		var err error
+		if ln, err = net.Listen("tcp", h.Address); err != nil {
+			return nil, fmt.Errorf("starting health listener on %q: %w; choose a free address in the health block", h.Address, err)
+		}
+	} else {
+		return nil, nil
+	}
+	hs := &healthServer{addr: h.Address, ln: ln, injected: injected}
+	hs.setHandler(a.HealthHandler())
+	hs.srv = &http.Server{Handler: hs, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("health listener failed", "component", "health", "error", err)
+		}
+	}()
+	a.log.Info("health listener started", "component", "health", "address", ln.Addr().String())
+	return hs, nil
+}
+
+// shutdown stops hs; nil is a no-op.
+func (hs *healthServer) shutdown() {
+	if hs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.srv.Shutdown(ctx)
 }
