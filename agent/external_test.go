@@ -1,9 +1,9 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -42,24 +42,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(p))
 	}
 	os.Exit(code)
-}
-
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestHostileWASMNotifier: a WASM notifier that spins, exhausts its memory
@@ -113,7 +95,7 @@ func TestHostileWASMNotifier(t *testing.T) {
 				Issuers: []config.Plugin{plugin("fake-pull", iss)},
 				SVIDs:   []config.SVID{s},
 			}
-			logs := &lockedBuffer{}
+			logs := &testkit.Buffer{}
 			a := agent.New(cfg, agent.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 				agent.WithRetry(10*time.Millisecond, 50*time.Millisecond))
 			ctx, cancel := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"net"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func TestDeliveredLogNamesTheCertsOwnSerialAndExpiry(t *testing.T) {
 
 	iss := &pushIssuer{updates: make(chan *hostapi.Credentials)}
 	w, n := newRecWriter(), newRecNotifier()
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"io"
 	"math/big"
 	"net"
@@ -358,19 +359,6 @@ func (p *agentProc) wait(t *testing.T, d time.Duration) int {
 	}
 }
 
-// waitUntil polls cond, for files and logs that offer no event, with a
-// deadline.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // stepProvisionerOID is step-ca's provisioner extension, which names the
 // provisioner that authorised a certificate.
 var stepProvisionerOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 37476, 9000, 64, 1}
@@ -437,7 +425,7 @@ svid "web" {
 		b, _ := os.ReadFile(notified)
 		return strings.Count(string(b), "rotated\n")
 	}
-	waitUntil(t, 60*time.Second, "the first SVID and its notification", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "the first SVID and its notification", func() bool {
 		_, err := load()
 		return err == nil && lines() >= 1
 	})
@@ -484,7 +472,7 @@ svid "web" {
 
 	// The agent renews at half the lifetime: a new SVID from step-ca and
 	// a second notification.
-	waitUntil(t, 60*time.Second, "a rotation and its notification", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "a rotation and its notification", func() bool {
 		s, err := load()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 && lines() >= 2
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,7 +204,7 @@ daemon_mode = true
 		// The command (sh, exec'd into sleep) and its setsid sleep; no
 		// event says when the command's own child has started.
 		var before []int
-		waitFor(t, 60*time.Second, "the command and its setsid child", func() bool {
+		testkit.WaitFor(t, 60*time.Second, "the command and its setsid child", func() bool {
 			before = markedProcs(marker, os.Getpid())
 			sleeps := 0
 			for _, pid := range before {
@@ -376,7 +377,7 @@ func TestPluginMisbehavesAtStart(t *testing.T) {
 				t.Fatalf("/live = %d after the failed reload, want 200", code)
 			}
 			pinned := filepath.Join(dir, "state", "plugins", sum)
-			waitFor(t, 10*time.Second, "no process of the bad plugin", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "no process of the bad plugin", func() bool {
 				for _, q := range pluginProcs(filepath.Join(dir, "state", "plugins")) {
 					if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", q.pid)); exe == pinned {
 						return false

@@ -227,19 +227,6 @@ func (p *agentProc) signalAndWait(t testing.TB, sig syscall.Signal, timeout time
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// waitFor polls cond until it holds. It is for states on disk or behind
-// HTTP, for which there is no event to wait on.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -3,6 +3,7 @@ package faults_test
 import (
 	"context"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -125,7 +126,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 			p := startAgent(t, dir, "run", "-config", "agent.hcl")
 			p.waitLog(t, 0, 30*time.Second, "the first delivery", delivered(serialHex(svids[0].Certificates[0])))
 			var child, grandchild int
-			waitFor(t, 30*time.Second, "the command and its grandchild to start", func() bool {
+			testkit.WaitFor(t, 30*time.Second, "the command and its grandchild to start", func() bool {
 				for _, l := range lines(rec) {
 					if s, ok := strings.CutPrefix(l, "start "); ok {
 						child, _ = strconv.Atoi(strings.Fields(s)[0])

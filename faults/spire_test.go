@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func TestSPIREAgentRestarts(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "agent.hcl"), nativeConfig(spire.SocketAddr(), out, "flat", port, ""))
 	p := startAgent(t, dir, "run", "-config", "agent.hcl")
 	h := health{fmt.Sprintf("http://127.0.0.1:%d", port)}
-	waitFor(t, 30*time.Second, "readiness 200", func() bool { c, _ := h.ready(); return c == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, "readiness 200", func() bool { c, _ := h.ready(); return c == http.StatusOK })
 	checkX509Dir(t, out)
 
 	w := watchFiles(out)
@@ -74,7 +75,7 @@ func TestSPIREAgentRestarts(t *testing.T) {
 		spire.KillAgent(t)
 		// The stream breaks at once: health shows the issuer error. The
 		// files on disk are unexpired, so readiness stays 200.
-		waitFor(t, 15*time.Second, fmt.Sprintf("restart %d: the issuer error in health", i), func() bool {
+		testkit.WaitFor(t, 15*time.Second, fmt.Sprintf("restart %d: the issuer error in health", i), func() bool {
 			_, st := h.ready()
 			return len(st.SVIDs) == 1 && st.SVIDs[0].IssuerError != ""
 		})
@@ -90,7 +91,7 @@ func TestSPIREAgentRestarts(t *testing.T) {
 		restarted := time.Now()
 		spire.StartAgent(t)
 		var after string
-		waitFor(t, 30*time.Second, fmt.Sprintf("restart %d: a new serial on disk, ready, reported in health, no issuer error", i), func() bool {
+		testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("restart %d: a new serial on disk, ready, reported in health, no issuer error", i), func() bool {
 			s, _ := diskLeaf(out)
 			code, st := h.ready()
 			after = s
@@ -146,7 +147,7 @@ func TestSPIREServerOutage(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "agent.hcl"), nativeConfig(spire.SocketAddr(), out, "flat", port, ""))
 	p := startAgent(t, dir, "run", "-config", "agent.hcl")
 	h := health{fmt.Sprintf("http://127.0.0.1:%d", port)}
-	waitFor(t, 30*time.Second, "readiness 200", func() bool { c, _ := h.ready(); return c == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, "readiness 200", func() bool { c, _ := h.ready(); return c == http.StatusOK })
 
 	spire.StopServer(t)
 	stoppedAt := time.Now()
@@ -154,7 +155,7 @@ func TestSPIREServerOutage(t *testing.T) {
 	// serial on disk is the one health reports.
 	var serial string
 	var notAfter time.Time
-	waitFor(t, 10*time.Second, "health and disk to agree", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "health and disk to agree", func() bool {
 		serial, notAfter = diskLeaf(out)
 		_, st := h.ready()
 		return serial != "" && outputSerial(st) == serial
@@ -164,7 +165,7 @@ func TestSPIREServerOutage(t *testing.T) {
 
 	// Poll readiness through the expiry: 200 before NotAfter, 503 after.
 	var firstUnready time.Time
-	waitFor(t, time.Until(notAfter)+20*time.Second, "readiness 503 after the SVID expired", func() bool {
+	testkit.WaitFor(t, time.Until(notAfter)+20*time.Second, "readiness 503 after the SVID expired", func() bool {
 		code, st := h.ready()
 		now := time.Now()
 		switch {
@@ -199,7 +200,7 @@ func TestSPIREServerOutage(t *testing.T) {
 
 	spire.StartServer(t)
 	back := time.Now()
-	waitFor(t, 60*time.Second, "readiness 200 with a new SVID after the server returned", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "readiness 200 with a new SVID after the server returned", func() bool {
 		s, _ := diskLeaf(out)
 		code, st := h.ready()
 		return s != serial && code == http.StatusOK && outputSerial(st) == s

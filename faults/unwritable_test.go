@@ -3,6 +3,7 @@ package faults_test
 import (
 	"errors"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -139,7 +140,7 @@ func TestUnwritableOutput(t *testing.T) {
 			p := startAgent(t, dir, "run", "-config", "agent.hcl")
 			h := health{fmt.Sprintf("http://127.0.0.1:%d", port)}
 			p.waitLog(t, 0, 30*time.Second, "the first delivery", delivered(serialHex(svids[0].Certificates[0])))
-			waitFor(t, 10*time.Second, "readiness 200", func() bool { c, _ := h.ready(); return c == http.StatusOK })
+			testkit.WaitFor(t, 10*time.Second, "readiness 200", func() bool { c, _ := h.ready(); return c == http.StatusOK })
 			before := snapshot(t, out)
 
 			tc.fault.fill(t, out, p.cmd.Process.Pid)
@@ -177,7 +178,7 @@ func TestUnwritableOutput(t *testing.T) {
 			freed := time.Now()
 			p.waitLog(t, from, 60*time.Second, "the retried write to succeed", delivered(serialHex(svids[1].Certificates[0])))
 			recovery := time.Since(freed)
-			waitFor(t, 10*time.Second, "readiness 200 after space returned", func() bool { c, _ := h.ready(); return c == http.StatusOK })
+			testkit.WaitFor(t, 10*time.Second, "readiness 200 after space returned", func() bool { c, _ := h.ready(); return c == http.StatusOK })
 			if got := serialHex(checkX509Dir(t, out)); got != serialHex(svids[1].Certificates[0]) {
 				t.Errorf("serial on disk %s after recovery, want the new %s", got, serialHex(svids[1].Certificates[0]))
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,14 +71,14 @@ func TestExecWrapper(t *testing.T) {
 	t.Run("signals forwarded", func(t *testing.T) {
 		rec := filepath.Join(dir, "rec.log")
 		p := startAgent(t, dir, "exec", "-config", "helper.conf", "--", recorderBin, rec)
-		waitFor(t, 30*time.Second, "the command to start", func() bool {
+		testkit.WaitFor(t, 30*time.Second, "the command to start", func() bool {
 			l := lines(rec)
 			return len(l) > 0 && strings.HasPrefix(l[0], "start ")
 		})
 		if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the command to get SIGUSR1", func() bool { return slices.Contains(lines(rec), "signal SIGUSR1") })
+		testkit.WaitFor(t, 10*time.Second, "the command to get SIGUSR1", func() bool { return slices.Contains(lines(rec), "signal SIGUSR1") })
 		if code := p.stop(t); code != 0 {
 			t.Fatalf("exit code %d, want the command's 0 after SIGTERM; output:\n%s", code, p.out.String())
 		}

@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -87,7 +88,7 @@ svid "loud" {
 			} `json:"notifiers"`
 		} `json:"svids"`
 	}
-	waitFor(t, 60*time.Second, "three failed notifications", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "three failed notifications", func() bool {
 		b, code := get(base + "/status")
 		if code != http.StatusOK || json.Unmarshal(b, &st) != nil || len(st.SVIDs) == 0 || len(st.SVIDs[0].Notifiers) == 0 {
 			return false
@@ -197,7 +198,7 @@ svid "web" {
 	p := startAgent(t, dir, "run", "-config", "agent.hcl", "-log-format", "json")
 	base := "http://" + addr
 	var body []byte
-	waitFor(t, 60*time.Second, "the notifier's failure in /status", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "the notifier's failure in /status", func() bool {
 		var code int
 		body, code = get(base + "/status")
 		return code == http.StatusOK && strings.Contains(string(body), `pwned`)

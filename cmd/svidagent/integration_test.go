@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -62,7 +63,7 @@ func TestMain(m *testing.M) {
 // agentProc is a running svidagent.
 type agentProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testkit.Buffer
 	done chan struct{}
 }
 
@@ -70,7 +71,7 @@ func startAgent(t *testing.T, dir string, args ...string) *agentProc {
 	t.Helper()
 	cmd := exec.Command(agentBin, args...)
 	cmd.Dir = dir
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -99,19 +100,6 @@ func (p *agentProc) stop(t *testing.T) int {
 		t.Fatal("svidagent did not exit within 30s of SIGTERM")
 	}
 	return p.cmd.ProcessState.ExitCode()
-}
-
-// waitFor polls cond until it holds. It is for states on disk or behind
-// HTTP, for which there is no event to wait on.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -287,7 +275,7 @@ jwt_svid_file_mode = 0444
 
 	// The command starts only after the first write, with spiffe-helper's
 	// argument splitting.
-	waitFor(t, 30*time.Second, "the command to start", func() bool { return strings.HasPrefix(lines(rec)[0], "start ") })
+	testkit.WaitFor(t, 30*time.Second, "the command to start", func() bool { return strings.HasPrefix(lines(rec)[0], "start ") })
 	first := checkX509Files(t, certs, id)
 	startLine := strings.Fields(lines(rec)[0])
 	childPID, _ := strconv.Atoi(startLine[1])
@@ -300,12 +288,12 @@ jwt_svid_file_mode = 0444
 	}
 
 	// A real rotation: a new certificate on disk, then the signal.
-	waitFor(t, 60*time.Second, "an X.509 rotation", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "an X.509 rotation", func() bool {
 		svid, err := x509svid.Load(filepath.Join(certs, "svid.pem"), filepath.Join(certs, "svid_key.pem"))
 		return err == nil && svid.Certificates[0].SerialNumber.Cmp(first.SerialNumber) != 0
 	})
 	checkX509Files(t, certs, id)
-	waitFor(t, 30*time.Second, "the renew signal", func() bool { return slices.Contains(lines(rec), "signal SIGUSR1") })
+	testkit.WaitFor(t, 30*time.Second, "the renew signal", func() bool { return slices.Contains(lines(rec), "signal SIGUSR1") })
 
 	// The grandchild is in the command's process group.
 	var grandchild int
@@ -392,11 +380,11 @@ health {
 	ready := fmt.Sprintf("http://127.0.0.1:%d/ready", port)
 	live := fmt.Sprintf("http://127.0.0.1:%d/live", port)
 
-	waitFor(t, 30*time.Second, "readiness 200", func() bool { return httpStatus(ready) == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, "readiness 200", func() bool { return httpStatus(ready) == http.StatusOK })
 	checkX509Files(t, filepath.Join(dir, "out"), id)
 
 	spire.StopAgent(t)
-	waitFor(t, 60*time.Second, "readiness 503 once the SVID expired", func() bool { return httpStatus(ready) == http.StatusServiceUnavailable })
+	testkit.WaitFor(t, 60*time.Second, "readiness 503 once the SVID expired", func() bool { return httpStatus(ready) == http.StatusServiceUnavailable })
 	if got := httpStatus(live); got != http.StatusOK {
 		t.Errorf("liveness %d while the SPIRE agent is down; the agent itself is healthy", got)
 	}
@@ -406,7 +394,7 @@ health {
 	}
 
 	spire.StartAgent(t)
-	waitFor(t, 60*time.Second, "readiness 200 after the SPIRE agent returned", func() bool { return httpStatus(ready) == http.StatusOK })
+	testkit.WaitFor(t, 60*time.Second, "readiness 200 after the SPIRE agent returned", func() bool { return httpStatus(ready) == http.StatusOK })
 	checkX509Files(t, filepath.Join(dir, "out"), id)
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -66,7 +66,7 @@ func TestRepeatHandler(t *testing.T) {
 
 // TestRepeatHandlerHammer: concurrent loggers under -race.
 func TestRepeatHandlerHammer(t *testing.T) {
-	var buf syncWriter
+	var buf testkit.Buffer
 	log := slog.New(newRepeatHandler(slog.NewTextHandler(&buf, nil), time.Hour, time.Now))
 	done := make(chan struct{})
 	for g := range 8 {
@@ -84,22 +84,4 @@ func TestRepeatHandlerHammer(t *testing.T) {
 	if n := strings.Count(buf.String(), "failed"); n != 2 {
 		t.Errorf("%d records for 2 distinct failures, want 2", n)
 	}
-}
-
-// syncWriter is a log sink safe for concurrent writes.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

@@ -7,6 +7,7 @@ package main_test
 
 import (
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -147,7 +148,7 @@ svid "hooked" {
 
 	p := startAgent(t, dir, "run", "-config", "agent.hcl", "-log-level", "debug")
 	out := filepath.Join(dir, "out")
-	waitFor(t, 60*time.Second, "both notifiers on the initial delivery", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "both notifiers on the initial delivery", func() bool {
 		return len(hooks.get("/wasm")) > 0 && len(hooks.get("/cmd")) > 0
 	})
 	first := checkX509Files(t, out, id)
@@ -159,11 +160,11 @@ svid "hooked" {
 	}
 	nWASM, nCmd := len(hooks.get("/wasm")), len(hooks.get("/cmd"))
 
-	waitFor(t, 60*time.Second, "an X.509 rotation", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "an X.509 rotation", func() bool {
 		svid, err := x509svid.Load(filepath.Join(out, "svid.pem"), filepath.Join(out, "svid_key.pem"))
 		return err == nil && svid.Certificates[0].SerialNumber.Cmp(first.SerialNumber) != 0
 	})
-	waitFor(t, 30*time.Second, "both notifiers on the rotation", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "both notifiers on the rotation", func() bool {
 		return len(hooks.get("/wasm")) > nWASM && len(hooks.get("/cmd")) > nCmd
 	})
 	if fi, err := os.Stat(filepath.Join(dir, "state")); err != nil || fi.Mode().Perm() != 0o700 {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +127,7 @@ done
 exec env HOME=/nonexistent "$AGENT" run -config "$CONFIG"`
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "STATE="+state, "OUT="+out, "PROBE="+filepath.Join(dir, "probe"), "AGENT="+agentBin, "CONFIG="+cfg)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -149,7 +150,7 @@ exec env HOME=/nonexistent "$AGENT" run -config "$CONFIG"`
 		}
 	}
 
-	waitFor(t, 60*time.Second, "/ready 200", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "/ready 200", func() bool {
 		if exited() {
 			t.Fatalf("the agent exited (code %d) before it was ready", cmd.ProcessState.ExitCode())
 		}
@@ -158,7 +159,7 @@ exec env HOME=/nonexistent "$AGENT" run -config "$CONFIG"`
 	// unshare and sh exec: the agent is cmd's pid, in the namespace.
 	certPath := filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "root", out, "svid.pem")
 	serials := map[string]bool{}
-	waitFor(t, 60*time.Second, "3 distinct certificates in the tmpfs output dir", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "3 distinct certificates in the tmpfs output dir", func() bool {
 		if exited() {
 			t.Fatalf("the agent exited (code %d)", cmd.ProcessState.ExitCode())
 		}
@@ -171,7 +172,7 @@ exec env HOME=/nonexistent "$AGENT" run -config "$CONFIG"`
 		}
 		return len(serials) >= 3
 	})
-	waitFor(t, 30*time.Second, "both plugin notifiers on 3 deliveries", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "both plugin notifiers on 3 deliveries", func() bool {
 		return len(hooks.get("/wasm")) >= 3 && len(hooks.get("/cmd")) >= 3
 	})
 	if _, err := os.Stat(filepath.Join(out, "svid.pem")); !os.IsNotExist(err) {

@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -166,7 +167,7 @@ svid "api" {
 	path := filepath.Join(dir, "agent.hcl")
 	writeFile(t, path, cfgFor(sum1, ""))
 	p := startAgent(t, dir, "run", "-config", "agent.hcl")
-	waitFor(t, 60*time.Second, "the agent ready", func() bool { return httpStatus(base+"/ready") == http.StatusOK })
+	testkit.WaitFor(t, 60*time.Second, "the agent ready", func() bool { return httpStatus(base+"/ready") == http.StatusOK })
 	if got := getStatus(t, base).pluginSHA("hook"); got != sum1 {
 		t.Errorf("/status plugin hook sha256 = %q, want %q", got, sum1)
 	}
@@ -174,11 +175,11 @@ svid "api" {
 	// 1. A new svid block, by rename-on-save: the watcher reloads, the
 	// block's files are written and it shows in /status.
 	saveAs(t, path, cfgFor(sum1, apiBlock))
-	waitFor(t, 30*time.Second, "out/api/svid.pem", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "out/api/svid.pem", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "out/api/svid.pem"))
 		return err == nil
 	})
-	waitFor(t, 10*time.Second, "api in /status", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "api in /status", func() bool {
 		st := getStatus(t, base)
 		return len(st.SVIDs) == 2 && st.SVIDs[1].Name == "api" && st.Reload != nil && st.Reload.Result == "ok"
 	})
@@ -195,7 +196,7 @@ svid "api" {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the invalid reload counted", func() bool { return reloads(base, "invalid") != "" && reloads(base, "invalid") != "0" })
+	testkit.WaitFor(t, 10*time.Second, "the invalid reload counted", func() bool { return reloads(base, "invalid") != "" && reloads(base, "invalid") != "0" })
 	if !regexp.MustCompile(`agent\.hcl:\d+:\d+: error`).MatchString(p.out.String()) {
 		t.Errorf("log has no file:line:col diagnostic:\n%s", p.out.String())
 	}
@@ -207,7 +208,7 @@ svid "api" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "web's files to rotate under the old config", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "web's files to rotate under the old config", func() bool {
 		now, _ := os.ReadFile(filepath.Join(dir, "out/web/svid.pem"))
 		return len(now) > 0 && string(now) != string(before)
 	})
@@ -218,7 +219,7 @@ svid "api" {
 	// 3. The plugin file changes, the config does not: the running
 	// instance is kept and the mismatch reported with both hashes.
 	saveAs(t, path, cfgFor(sum1, apiBlock)) // valid again
-	waitFor(t, 10*time.Second, "the valid config back", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the valid config back", func() bool {
 		st := getStatus(t, base)
 		return st.Reload != nil && st.Reload.Result == "ok"
 	})
@@ -227,7 +228,7 @@ svid "api" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the pin mismatch reported", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the pin mismatch reported", func() bool {
 		st := getStatus(t, base)
 		return st.Reload != nil && st.Reload.Result == "failed"
 	})
@@ -246,11 +247,11 @@ svid "api" {
 	// notifies.
 	posts := len(hooks.get("/hook"))
 	saveAs(t, path, cfgFor(sum2, apiBlock))
-	waitFor(t, 30*time.Second, "the plugin reloaded", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the plugin reloaded", func() bool {
 		st := getStatus(t, base)
 		return st.Reload != nil && st.Reload.Result == "ok" && st.pluginSHA("hook") == sum2
 	})
-	waitFor(t, 30*time.Second, "a notification by the new instance", func() bool { return len(hooks.get("/hook")) > posts })
+	testkit.WaitFor(t, 30*time.Second, "a notification by the new instance", func() bool { return len(hooks.get("/hook")) > posts })
 	if got := reloads(base, "ok"); got != "3" {
 		t.Errorf(`reloads_total{result="ok"} = %q, want 3`, got)
 	}

@@ -3,8 +3,8 @@ package services_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,38 +24,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		m := map[string]any{}
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("decoding log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func newLog() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func newLog() (*slog.Logger, *testkit.Buffer) {
+	buf := &testkit.Buffer{}
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
@@ -65,7 +35,7 @@ func TestLoggerTagsAndLevels(t *testing.T) {
 	if _, err := l.Log(context.Background(), &hostv1.LogRequest{Level: 4, Message: "hello", Attrs: []string{"k", "v", "odd"}}); err != nil {
 		t.Fatal(err)
 	}
-	recs := buf.records(t)
+	recs := buf.Records(t)
 	if len(recs) != 1 {
 		t.Fatalf("got %d records, want 1", len(recs))
 	}
@@ -87,9 +57,7 @@ func TestLoggerBoundsPluginText(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Line(context.Background(), slog.LevelInfo, hostile, slog.String(hostile, hostile), "k", hostile)
-	buf.mu.Lock()
-	out := buf.b.String()
-	buf.mu.Unlock()
+	out := buf.String()
 	if len(out) > 8*adapter.MaxTextBytes || strings.ContainsRune(out, 0x1b) || !strings.Contains(out, "bytes truncated") {
 		t.Errorf("logged %d bytes (ESC kept: %v) for two hostile lines: %.200q", len(out), strings.ContainsRune(out, 0x1b), out)
 	}
@@ -121,7 +89,7 @@ func TestLoggerRateLimit(t *testing.T) {
 	if !l.Line(ctx, slog.LevelInfo, "back") {
 		t.Fatal("line after refill dropped")
 	}
-	recs := buf.records(t)
+	recs := buf.Records(t)
 	if len(recs) != 22 {
 		t.Fatalf("got %d records, want 20 lines, 1 summary, 1 line", len(recs))
 	}
@@ -156,7 +124,7 @@ func TestLoggerFloodSummaries(t *testing.T) {
 	}
 	l.Flush(ctx)
 	summaries, dropped := 0, 0
-	for _, r := range buf.records(t) {
+	for _, r := range buf.Records(t) {
 		if d, ok := r["dropped"].(float64); ok {
 			summaries++
 			dropped += int(d)
@@ -178,7 +146,7 @@ func TestLoggerFlush(t *testing.T) {
 		l.Line(context.Background(), slog.LevelInfo, "x")
 	}
 	l.Flush(context.Background())
-	recs := buf.records(t)
+	recs := buf.Records(t)
 	if len(recs) != 3 || recs[2]["dropped"] != float64(3) {
 		t.Fatalf("records = %v, want 2 lines and a summary of 3 dropped", recs)
 	}
@@ -362,7 +330,7 @@ func TestServicesHandle(t *testing.T) {
 			}
 		})
 	}
-	if recs := buf.records(t); len(recs) != 1 || recs[0]["msg"] != "via call" {
+	if recs := buf.Records(t); len(recs) != 1 || recs[0]["msg"] != "via call" {
 		t.Fatalf("log records = %v, want the one line logged through Handle", recs)
 	}
 	if got := withHTTP.Names(); len(got) != 2 || got[1] != services.ServiceHTTP {

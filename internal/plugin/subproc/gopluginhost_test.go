@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -38,42 +39,11 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// logBuffer is a concurrency-safe slog JSON sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the logged records.
-func (b *logBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
-			t.Fatalf("decoding log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 type opt func(*subproc.Config)
 
-func open(t *testing.T, opts ...opt) (*subproc.Plugin, *logBuffer) {
+func open(t *testing.T, opts ...opt) (*subproc.Plugin, *testkit.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	cfg := subproc.Config{
 		Path:     bin.notifier,
 		SHA256:   bin.sum,
@@ -235,7 +205,7 @@ func TestCrashRestartsAndReplaysConfigure(t *testing.T) {
 		t.Errorf("after the second restart greeting = %q, want %q", greeting, "second")
 	}
 	var warned bool
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["component"] == "subproc" && r["level"] == "WARN" && strings.Contains(fmt.Sprint(r["msg"]), "restarting") {
 			warned = true
 		}
@@ -368,7 +338,7 @@ func TestInsecureSkipChecksumWarnsAtEveryStart(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 	var warnings int
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["level"] == "WARN" && strings.Contains(fmt.Sprint(r["msg"]), "without verifying its checksum") {
 			warnings++
 		}
@@ -453,7 +423,7 @@ func TestLogsReemitted(t *testing.T) {
 	}
 	p.Close() // flushes stderr
 	want := map[string]string{"through the host": "WARN", "through stderr": "ERROR"}
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		msg := fmt.Sprint(r["msg"])
 		lv, ok := want[msg]
 		if !ok {
@@ -767,7 +737,7 @@ func TestMemoryLimitKillsHogAndRestarts(t *testing.T) {
 		t.Fatalf("hog pid %d still runs", pid1)
 	}
 	var oom bool
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["component"] == "plugin" && strings.Contains(fmt.Sprint(r["msg"]), "out of memory") {
 			oom = true
 		}

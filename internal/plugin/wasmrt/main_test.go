@@ -1,16 +1,13 @@
 package wasmrt_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/svidagent/svidagent/hostapi"
@@ -74,40 +71,13 @@ func buildGuests() error {
 
 func guestPath(name string) string { return filepath.Join(guestDir, name+".wasm") }
 
-// syncBuffer is a goroutine-safe log sink with JSON records.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) records(t testing.TB) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		m := map[string]any{}
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("decoding log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
+// syncBuffer is the log sink, with find.
+type syncBuffer struct{ testkit.Buffer }
 
 // find returns the first record whose msg is msg.
 func (s *syncBuffer) find(t testing.TB, msg string) map[string]any {
 	t.Helper()
-	for _, r := range s.records(t) {
+	for _, r := range s.Records(t) {
 		if r["msg"] == msg {
 			return r
 		}

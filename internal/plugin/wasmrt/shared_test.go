@@ -85,7 +85,7 @@ func TestSharedModuleIsolation(t *testing.T) {
 		if len(entries) != 1 || entries[0].Name() != "mine" {
 			t.Errorf("plugin %d's output directory holds %v, want only its own file", i, entries)
 		}
-		for _, r := range logs[i].records(t) {
+		for _, r := range logs[i].Records(t) {
 			if p, ok := r["plugin"]; ok && p != fmt.Sprintf("shared-%d", i) {
 				t.Errorf("plugin %d's logger got a record of %v: %v", i, p, r)
 			}

@@ -65,7 +65,7 @@ func TestSlowStartRecovers(t *testing.T) {
 		}
 	}
 	n := 0
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["msg"] == `configured {"v":"slow"}` {
 			n++
 		}

@@ -73,7 +73,7 @@ func TestOpenRefuses(t *testing.T) {
 		{name: "missing export", guest: "nocall", want: []string{"svidagent_call is not exported"}},
 		{name: "command module", guest: "command", want: []string{"_start is exported", "build a reactor"}},
 		{name: "sha256 mismatch", guest: "notifier", modify: func(c *wasmrt.Config) { c.SHA256 = strings.Repeat("ab", 32) },
-			want: []string{"sha256 mismatch: config pins " + strings.Repeat("ab", 32) + ", file has ", "svidagent plugin hash FILE"}},
+			want: []string{"sha256 mismatch: config pins " + strings.Repeat("ab", 32) + ", file has ", "svidagent plugin hash ", "update sha256 in the plugin block"}},
 		{name: "sha256 missing", guest: "notifier", modify: func(c *wasmrt.Config) { c.SHA256 = "" }, want: []string{"sha256 is required"}},
 		{name: "memory over ceiling", guest: "notifier", modify: func(c *wasmrt.Config) { c.Limits.MemoryBytes = 64 << 20 }, want: []string{"exceeds the ceiling of 32 MiB"}},
 		{name: "timeout over ceiling", guest: "notifier", modify: func(c *wasmrt.Config) { c.Limits.CallTimeout = 3 * time.Second }, want: []string{"ceiling for a notifier"}},
@@ -112,7 +112,7 @@ func TestInsecureSkipChecksumWarns(t *testing.T) {
 		p.Close()
 	}
 	n := 0
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["level"] == "WARN" && strings.Contains(r["msg"].(string), "insecure_skip_checksum") {
 			n++
 		}
@@ -178,7 +178,7 @@ func TestHostile(t *testing.T) {
 	// Discarded instances were replaced and reconfigured: one Configure
 	// log line per instance.
 	n := 0
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["msg"] == `configured {"v":"configured-1"}` {
 			n++
 		}
@@ -299,7 +299,7 @@ func TestLogRateLimit(t *testing.T) {
 	}
 	p.Close() // flushes the drop summary
 	var lines, dropped int
-	for _, r := range logs.records(t) {
+	for _, r := range logs.Records(t) {
 		if r["component"] != "plugin" {
 			continue
 		}
