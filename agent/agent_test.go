@@ -230,7 +230,7 @@ func TestBurstCoalescesAndLastWins(t *testing.T) {
 		}
 	}
 	// The notifier's last event names the last serial too.
-	want := last.Certificates[0].SerialNumber.Text(16)
+	want := serialOf(last)
 	for {
 		ev := recv(t, n.events, "notification of the last update")
 		if ev.X509[0].Serial == want {

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -180,3 +181,7 @@ func plugin(name string, cfg any) config.Plugin {
 func newJWTBundles(t testing.TB, td string) *jwtbundle.Set {
 	return jwtbundle.NewSet(newTestCA(t, td).JWTBundle())
 }
+
+// serialOf is s's serial as events and /status give it: hex of the bytes,
+// leading zero kept (big.Int's Text(16) drops it one time in sixteen).
+func serialOf(s *x509svid.SVID) string { return hex.EncodeToString(s.Certificates[0].SerialNumber.Bytes()) }

@@ -26,7 +26,7 @@ func TestNotificationRetried(t *testing.T) {
 	h := start(t, cfg)
 	s := svidOf(t, ca, webID, time.Hour)
 	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{s}, X509Bundles: bundleOf(ca)}
-	want := s.Certificates[0].SerialNumber.Text(16)
+	want := serialOf(s)
 	for i := range 3 {
 		if ev := recv(t, n.failed, "a failed attempt"); ev.X509[0].Serial != want {
 			t.Fatalf("attempt %d was for serial %s, want %s", i+1, ev.X509[0].Serial, want)
@@ -57,8 +57,10 @@ func TestNotificationRetrySuperseded(t *testing.T) {
 	h := start(t, cfg)
 	first := svidOf(t, ca, webID, time.Hour)
 	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{first}, X509Bundles: bundleOf(ca)}
-	old := first.Certificates[0].SerialNumber.Text(16)
+	old := serialOf(first)
 	recv(t, n.failed, "the first rotation's failed attempt")
+	// Its retry is under way: the failure was recorded before it.
+	recv(t, n.failed, "the first rotation's first retry")
 	ns := h.status(t).SVIDs[0].Notifiers[0]
 	if !ns.Retrying || ns.Attempts < 1 || ns.NextAttempt == nil || ns.LastError == "" {
 		t.Fatalf("status while retrying = %+v, want retrying with attempts, next attempt and the error", ns)
@@ -66,7 +68,7 @@ func TestNotificationRetrySuperseded(t *testing.T) {
 
 	second := svidOf(t, ca, webID, time.Hour)
 	iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{second}, X509Bundles: bundleOf(ca)}
-	latest := second.Certificates[0].SerialNumber.Text(16)
+	latest := serialOf(second)
 	for {
 		ev := recv(t, n.failed, "a failed attempt of the second rotation")
 		if ev.X509[0].Serial == latest {
