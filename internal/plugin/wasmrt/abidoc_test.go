@@ -39,7 +39,7 @@ func abiExample(t *testing.T) (payload, request, ok, failed string) {
 // TestABIExample checks that the worked example in hostapi/ABI.md is what
 // the encoder produces, so that the document cannot rot.
 func TestABIExample(t *testing.T) {
-	doc, err := os.ReadFile("../../hostapi/ABI.md")
+	doc, err := os.ReadFile("../../../hostapi/ABI.md")
 	if err != nil {
 		t.Fatal(err)
 	}
