@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -570,7 +571,7 @@ func (s *suite) checkUnknownMethod(ctx context.Context) outcome {
 		return fail("%v", err)
 	}
 	defer p.Close()
-	for _, m := range []string{"/svidagent.plugin.v1.Plugin/NoSuchMethod", "/svidagent.plugin.conformance.v9.Nothing/Call"} {
+	for _, m := range []string{"/" + abi.Plugin_ServiceName + "/NoSuchMethod", "/svidagent.plugin.conformance.v9.Nothing/Call"} {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		err := inst.conn.Invoke(cctx, m, &pluginv1.DescribeRequest{}, &pluginv1.DescribeResponse{})
 		cancel()

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"log/slog"
 	"math/big"
 	"net/url"
@@ -316,10 +317,10 @@ func TestConfigureRejects(t *testing.T) {
 func TestUnknownMethods(t *testing.T) {
 	o := open(t, `{}`)
 	for _, m := range []string{
-		"/svidagent.plugin.v1.Plugin/Reticulate",
+		"/" + abi.Plugin_ServiceName + "/Reticulate",
 		adapter.MethodWrite,
 		adapter.MethodIssue,
-		"/svidagent.plugin.notifier.v2.Notifier/Notify",
+		"/svidagent.plugin.notifier.v2.Notifier/Notify", // a version this guest does not serve
 	} {
 		t.Run(m, func(t *testing.T) {
 			err := o.wasm.Invoke(context.Background(), m, &emptypb.Empty{}, &emptypb.Empty{})
@@ -489,9 +490,9 @@ func TestRawABI(t *testing.T) {
 		{"empty envelope", []byte{}, 3},
 		{"short envelope", []byte{1, 0}, 3},
 		{"method_len past the end", []byte{0xff, 0xff, 0xff, 0xff, 'x'}, 3},
-		{"method_len one too many", env("svidagent.plugin.v1.Plugin/Close", nil)[:10], 3},
+		{"method_len one too many", env(abi.Method(abi.Plugin_Close_FullMethodName), nil)[:10], 3},
 		{"empty method", env("", nil), 12},
-		{"leading slash", env("/svidagent.plugin.v1.Plugin/Describe", nil), 12},
+		{"leading slash", env(abi.Plugin_Describe_FullMethodName, nil), 12},
 		{"binary method", env("\xff\x00\x01", nil), 12},
 	}
 	for _, tt := range tests {

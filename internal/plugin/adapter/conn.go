@@ -11,7 +11,7 @@ import (
 // implement it.
 //
 // Invoke calls method, in gRPC's full form
-// ("/svidagent.plugin.notifier.v1.Notifier/Notify"), with req and fills resp.
+// (abi.Notifier_Notify_FullMethodName), with req and fills resp.
 // Errors are gRPC status errors (google.golang.org/grpc/status) with the
 // codes listed in hostapi/ABI.md, so callers branch on status.Code(err)
 // alike for both runtimes. Invoke honours ctx's deadline. A runtime that

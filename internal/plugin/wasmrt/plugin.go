@@ -258,7 +258,7 @@ func (p *Plugin) closeRuntime() {
 	}
 }
 
-// Invoke calls method ("/svidagent.plugin.notifier.v1.Notifier/Notify")
+// Invoke calls method (abi.Notifier_Notify_FullMethodName)
 // with req and fills resp; see adapter.Conn. The call's deadline is the
 // earlier of ctx's and the plugin's call timeout. When the plugin has no
 // instance (the first call, or after one was discarded), Invoke first
