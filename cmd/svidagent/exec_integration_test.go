@@ -163,3 +163,70 @@ func medianWall(n int, f func()) time.Duration {
 	slices.Sort(d)
 	return d[n/2]
 }
+
+// TestPIDFileRetryAgainstSPIRE is spiffe-helper #333 end to end: the pid
+// file is not there at the first rotation from real SPIRE; the agent
+// retries the signal and the process gets it once the file appears,
+// without another rotation.
+func TestPIDFileRetryAgainstSPIRE(t *testing.T) {
+	spire := spiretest.Start(t, spiretest.Options{})
+	id := "spiffe://" + spire.TrustDomain() + "/pidretry"
+	spire.CreateEntry(t, id, spiretest.UIDSelector())
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "rec.log")
+	app := exec.Command(recorderBin, rec)
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Process.Kill(); _ = app.Wait() })
+	testkit.WaitFor(t, 10*time.Second, "the process to start", func() bool { return len(lines(rec)) > 0 })
+	pidFile := filepath.Join(dir, "app.pid")
+	writeFile(t, filepath.Join(dir, "helper.conf"), helperConf(spire.SocketPath())+fmt.Sprintf(`
+pid_file_name = %q
+renew_signal = "SIGUSR1"
+`, pidFile))
+	p := startAgent(t, dir, "-config", "helper.conf")
+	testkit.WaitFor(t, 60*time.Second, "the first signal to fail", func() bool {
+		return strings.Contains(p.out.String(), "notifying failed")
+	})
+	writeFile(t, pidFile, fmt.Sprintf("%d\n", app.Process.Pid))
+	testkit.WaitFor(t, 30*time.Second, "the retried signal", func() bool { return slices.Contains(lines(rec), "signal SIGUSR1") })
+	if n := strings.Count(p.out.String(), "credentials delivered"); n != 1 {
+		t.Fatalf("%d deliveries, want the first only: the signal came from a retry, not a new rotation", n)
+	}
+}
+
+// TestCommandGetsAgentStdinAgainstSPIRE is spiffe-helper #245 end to end:
+// helper.conf's cmd reads the agent's standard input.
+func TestCommandGetsAgentStdinAgainstSPIRE(t *testing.T) {
+	spire := spiretest.Start(t, spiretest.Options{})
+	id := "spiffe://" + spire.TrustDomain() + "/stdin"
+	spire.CreateEntry(t, id, spiretest.UIDSelector())
+	dir := t.TempDir()
+	got := filepath.Join(dir, "stdin.txt")
+	script := filepath.Join(dir, "app.sh")
+	writeFile(t, script, fmt.Sprintf("#!/bin/sh\nread line\necho \"got $line\" > %s\nexec sleep 1000\n", got))
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "helper.conf"), helperConf(spire.SocketPath())+fmt.Sprintf("cmd = %q\n", script))
+	cmd := exec.Command(agentBin, "-config", "helper.conf")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader("from-agent-stdin\n")
+	var out testkit.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("svidagent output:\n%s", out.String())
+		}
+	})
+	testkit.WaitFor(t, 60*time.Second, "the command's line from stdin", func() bool {
+		b, _ := os.ReadFile(got)
+		return strings.TrimSpace(string(b)) == "got from-agent-stdin"
+	})
+}
