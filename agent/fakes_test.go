@@ -184,4 +184,6 @@ func newJWTBundles(t testing.TB, td string) *jwtbundle.Set {
 
 // serialOf is s's serial as events and /status give it: hex of the bytes,
 // leading zero kept (big.Int's Text(16) drops it one time in sixteen).
-func serialOf(s *x509svid.SVID) string { return hex.EncodeToString(s.Certificates[0].SerialNumber.Bytes()) }
+func serialOf(s *x509svid.SVID) string {
+	return hex.EncodeToString(s.Certificates[0].SerialNumber.Bytes())
+}
