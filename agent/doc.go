@@ -13,5 +13,14 @@
 // credential's lifetime) are merged into a snapshot; the latest complete
 // snapshot is verified (every X.509 chain against its bundle), written by
 // every writer, and then announced to every notifier. Updates that arrive
-// while a delivery runs coalesce, and the last one is always delivered.
+// while a delivery runs coalesce, and the last one is always delivered. A
+// failed notification is tried again with backoff until it succeeds or a
+// newer delivery supersedes it.
+//
+// Where things are: agent.go builds the plugins and runners; svid.go is
+// one svid block's pipeline (issue, verify, write); notify.go a notifier's
+// runner; reload.go hot reload; health.go the probes and the health
+// server; status.go /status. External plugins come from
+// internal/plugin/load, the one place that opens them; the agent sees only
+// hostapi interfaces.
 package agent
