@@ -252,22 +252,8 @@ func TestPluginStderrFlood(t *testing.T) {
 	bin, sum := buildHostile(t, dir, "")
 	srv := hostileWAPI(t)
 	port := freePort(t)
-	writeFile(t, filepath.Join(dir, "agent.hcl"), fmt.Sprintf(`state_dir = "state"
-
-plugin "flood" {
-  command = %q
-  sha256  = %q
-  config {
-    mode = "flood"
-  }
-}
-
-plugin "calm" {
-  command = %q
-  sha256  = %q
-  config {}
-}
-`, bin, sum, bin, sum)+nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"flood\" {}\n  notifier \"calm\" {}"))
+	writeFile(t, filepath.Join(dir, "agent.hcl"), besideCalm(bin, sum, "flood", "")+
+		nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"flood\" {}\n  notifier \"calm\" {}"))
 	p := startAgent(t, dir, "run", "-config", "agent.hcl")
 	fromPlugin := func(r logRecord) bool { return field(r, "plugin") == "flood" && field(r, "component") == "plugin" }
 	first := p.waitLog(t, 0, 60*time.Second, "the flood's first line", fromPlugin)
@@ -417,25 +403,8 @@ func TestPluginMemoryLimit(t *testing.T) {
 	srv := fakeworkloadapi.New(t)
 	srv.SetX509([]*x509svid.SVID{ca.X509SVID(t, spiffeid.RequireFromPath(td, "/hog"))}, bundles)
 	port := freePort(t)
-	writeFile(t, filepath.Join(dir, "agent.hcl"), fmt.Sprintf(`state_dir = "state"
-
-plugin "hog" {
-  command = %q
-  sha256  = %q
-  config {
-    mode = "hog"
-  }
-  limits {
-    memory = "128MiB"
-  }
-}
-
-plugin "calm" {
-  command = %q
-  sha256  = %q
-  config {}
-}
-`, bin, sum, bin, sum)+nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"hog\" {}\n  notifier \"calm\" {}"))
+	writeFile(t, filepath.Join(dir, "agent.hcl"), besideCalm(bin, sum, "hog", "  limits {\n    memory = \"128MiB\"\n  }\n")+
+		nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", port, "  notifier \"hog\" {}\n  notifier \"calm\" {}"))
 	p := startAgent(t, dir, "run", "-config", "agent.hcl")
 	hogFailed := func(r logRecord) bool {
 		return strings.HasPrefix(r.Msg, "notifying failed") && field(r, "plugin") == "hog"
@@ -458,4 +427,26 @@ plugin "calm" {
 		}
 		t.Logf("rotation %d: %s", rotation, msg)
 	}
+}
+
+// besideCalm is a config head with the hostile plugin mode (config mode =
+// mode, plus extra lines in its block) and a healthy plugin "calm", both
+// the executable bin pinned by sum.
+func besideCalm(bin, sum, mode, extra string) string {
+	return fmt.Sprintf(`state_dir = "state"
+
+plugin %q {
+  command = %q
+  sha256  = %q
+  config {
+    mode = %q
+  }
+%s}
+
+plugin "calm" {
+  command = %q
+  sha256  = %q
+  config {}
+}
+`, mode, bin, sum, mode, extra, bin, sum)
 }
