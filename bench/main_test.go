@@ -56,18 +56,25 @@ type agentProc struct {
 // startAgent runs svidagent with args in dir.
 func startAgent(t testing.TB, dir string, args ...string) *agentProc {
 	t.Helper()
+	return startProc(t, dir, agentBin, args...)
+}
+
+// startProc runs bin with args in dir, its output to dir/agent.log, and
+// stops it (TERM, then KILL after 10 s) when the test ends.
+func startProc(t testing.TB, dir, bin string, args ...string) *agentProc {
+	t.Helper()
 	logPath := filepath.Join(dir, "agent.log")
 	lf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	cmd := exec.Command(agentBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout = lf
 	cmd.Stderr = lf
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting svidagent: %v", err)
+		t.Fatalf("starting %s: %v", bin, err)
 	}
 	a := &agentProc{cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
