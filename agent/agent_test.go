@@ -335,6 +335,27 @@ func TestFetch(t *testing.T) {
 			t.Fatal("a one-shot fetch ran a notifier")
 		}
 	})
+	t.Run("x509 and jwt at once", func(t *testing.T) {
+		// The X.509 answer waits for the JWT request: a fetch that asked
+		// for one after the other would never get it.
+		iss := &rendezvousIssuer{pullIssuer: pullIssuer{t: t, ca: ca, ttl: time.Hour}, jwtAsked: make(chan struct{})}
+		w := newRecWriter()
+		s := svidCfg("fake-rendezvous", w)
+		s.JWT = []hostapi.JWTRequest{{Audience: "aud", FileName: "jwt.token"}}
+		s.JWTBundles = true
+		cfg := &config.Config{
+			FetchTimeout: 10 * time.Second,
+			Issuers:      []config.Plugin{plugin("fake-rendezvous", iss)},
+			SVIDs:        []config.SVID{s},
+		}
+		if err := agent.New(cfg).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		set := recv(t, w.wrote, "the one write")
+		if len(set.X509SVIDs) != 1 || len(set.JWTSVIDs) != 1 || set.JWTBundles == nil {
+			t.Fatalf("wrote %d X509-SVIDs, %d JWT-SVIDs, JWT bundles %v; want one of each", len(set.X509SVIDs), len(set.JWTSVIDs), set.JWTBundles)
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		iss := &pullIssuer{t: t, ca: ca, ttl: time.Hour}
 		iss.failing.Store(true)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,8 @@ func init() {
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*pullIssuer), nil }})
 	registry.Register(registry.Module{ID: "issuer.fake-push", NewConfig: func() any { return nil },
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*pushIssuer), nil }})
+	registry.Register(registry.Module{ID: "issuer.fake-rendezvous", NewConfig: func() any { return nil },
+		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*rendezvousIssuer), nil }})
 	registry.Register(registry.Module{ID: "writer.fake", NewConfig: func() any { return nil },
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*recWriter), nil }})
 	registry.Register(registry.Module{ID: "notifier.fake", NewConfig: func() any { return nil },
@@ -67,6 +70,35 @@ func (p *pullIssuer) Issue(_ context.Context, req *hostapi.IssueRequest) (*hosta
 		X509SVIDs:   []*x509svid.SVID{{ID: req.SPIFFEID, Certificates: chain}},
 		X509Bundles: bundleOf(p.ca),
 	}, nil
+}
+
+// rendezvousIssuer answers an X.509 request only once a JWT request has
+// arrived (or its context ends), and answers JWT requests at once.
+type rendezvousIssuer struct {
+	pullIssuer
+	once     sync.Once
+	jwtAsked chan struct{}
+}
+
+func (r *rendezvousIssuer) Issue(ctx context.Context, req *hostapi.IssueRequest) (*hostapi.Credentials, error) {
+	if len(req.JWT) == 0 {
+		select {
+		case <-r.jwtAsked:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no JWT request arrived while the X.509 one was open: %w", ctx.Err())
+		}
+		creds, err := r.pullIssuer.Issue(ctx, req)
+		if err == nil && req.JWTBundles {
+			creds.JWTBundles = jwtbundle.NewSet(r.ca.JWTBundle())
+		}
+		return creds, err
+	}
+	r.once.Do(func() { close(r.jwtAsked) })
+	creds := &hostapi.Credentials{JWTBundles: jwtbundle.NewSet(r.ca.JWTBundle())}
+	for _, jr := range req.JWT {
+		creds.JWTSVIDs = append(creds.JWTSVIDs, hostapi.JWTSVID{Request: jr, SVID: r.ca.JWTSVID(r.t, req.SPIFFEID, jr.Audiences(), time.Hour)})
+	}
+	return creds, nil
 }
 
 // pushIssuer hands the updates sent on its channel to Watch.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/svidagent/svidagent/hostapi"
 )
 
 // Fetch fetches every svid block's credentials once, writes them, and
@@ -59,19 +61,25 @@ func (r *svidRunner) fetchOnce(ctx context.Context) error {
 }
 
 func (r *svidRunner) fetchAttempt(ctx context.Context) error {
+	// The X.509 and the JWT requests go out at once (as the daemon's
+	// loops do): a one-shot fetch waits for the slower, not for both.
+	var x509, jwt *hostapi.Credentials
+	var x509Err, jwtErr error
+	var wg sync.WaitGroup
 	if r.cfg.X509 {
-		creds, err := r.issueX509(ctx, r.cfg.JWTBundles)
-		if err != nil {
-			return err
-		}
-		r.update(creds)
+		wg.Go(func() { x509, x509Err = r.issueX509(ctx, r.cfg.JWTBundles) })
 	}
 	if len(r.cfg.JWT) > 0 || (!r.cfg.X509 && r.cfg.JWTBundles) {
-		creds, err := r.issueJWT(ctx, !r.cfg.X509 && r.cfg.JWTBundles)
-		if err != nil {
-			return err
+		wg.Go(func() { jwt, jwtErr = r.issueJWT(ctx, !r.cfg.X509 && r.cfg.JWTBundles) })
+	}
+	wg.Wait()
+	if err := errors.Join(x509Err, jwtErr); err != nil {
+		return err
+	}
+	for _, creds := range []*hostapi.Credentials{x509, jwt} {
+		if creds != nil {
+			r.update(creds)
 		}
-		r.update(creds)
 	}
 	// A one-shot fetch delivers everything, whatever changed.
 	r.mu.Lock()

@@ -110,31 +110,61 @@ func (i *Issuer) Issue(ctx context.Context, req *hostapi.IssueRequest) (*hostapi
 	if req == nil {
 		return nil, errors.New("issuing from the Workload API: nil request")
 	}
+	// The calls are independent: they run at once, as spiffe-helper's do,
+	// so that a request costs one round trip to the SPIRE agent (each call
+	// is attested on its own), not one per call.
+	// The error returned is the first in the order X509, JWTs, bundles,
+	// whatever order the calls failed in: one failure reads as it did
+	// when the calls ran in a row.
 	creds := &hostapi.Credentials{}
+	var (
+		wg      sync.WaitGroup
+		jwtSVID = make([]hostapi.JWTSVID, len(req.JWT))
+		errs    = make([]error, 2+len(req.JWT)) // X509, JWTs, bundles
+	)
 	if req.X509 {
-		x, err := i.client.FetchX509Context(ctx)
-		if err != nil {
-			return nil, i.wrap("fetching X509-SVIDs", err)
-		}
-		svids, err := newX509Snapshot(x).selectFor(req)
-		if err != nil {
-			return nil, fmt.Errorf("selecting an X509-SVID: %w", err)
-		}
-		creds.X509SVIDs, creds.X509Bundles = svids, x.Bundles
+		wg.Go(func() {
+			x, err := i.client.FetchX509Context(ctx)
+			if err != nil {
+				errs[0] = i.wrap("fetching X509-SVIDs", err)
+				return
+			}
+			svids, err := newX509Snapshot(x).selectFor(req)
+			if err != nil {
+				errs[0] = fmt.Errorf("selecting an X509-SVID: %w", err)
+				return
+			}
+			creds.X509SVIDs, creds.X509Bundles = svids, x.Bundles
+		})
 	}
-	for _, jr := range req.JWT {
-		svid, err := i.fetchJWTSVID(ctx, req, jr)
+	for n, jr := range req.JWT {
+		wg.Go(func() {
+			svid, err := i.fetchJWTSVID(ctx, req, jr)
+			if err != nil {
+				errs[1+n] = err
+				return
+			}
+			jwtSVID[n] = hostapi.JWTSVID{Request: jr, SVID: svid}
+		})
+	}
+	if req.JWTBundles || len(req.JWT) > 0 {
+		wg.Go(func() {
+			b, err := i.client.FetchJWTBundles(ctx)
+			if err != nil {
+				errs[len(errs)-1] = i.wrap("fetching JWT bundles", err)
+				return
+			}
+			creds.JWTBundles = b
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		creds.JWTSVIDs = append(creds.JWTSVIDs, hostapi.JWTSVID{Request: jr, SVID: svid})
 	}
-	if req.JWTBundles || len(req.JWT) > 0 {
-		b, err := i.client.FetchJWTBundles(ctx)
-		if err != nil {
-			return nil, i.wrap("fetching JWT bundles", err)
-		}
-		creds.JWTBundles = b
+	if len(jwtSVID) > 0 {
+		creds.JWTSVIDs = jwtSVID
 	}
 	return creds, nil
 }

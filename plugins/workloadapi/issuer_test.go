@@ -281,6 +281,31 @@ func TestIssueJWT(t *testing.T) {
 	}
 }
 
+// TestIssueCallsAtOnce checks that one Issue makes its Workload API calls
+// at once: the JWT-SVID is answered only once the JWT bundles have been
+// asked for, which a client calling in a row (SVID first, then bundles)
+// never does.
+func TestIssueCallsAtOnce(t *testing.T) {
+	f := newFixture(t)
+	mint := fakeworkloadapi.JWTSVIDsFrom(f.ca, time.Minute, web, db)
+	f.srv.SetJWTSVIDFunc(func(req *workload.JWTSVIDRequest) (*workload.JWTSVIDResponse, error) {
+		ctx, cancel := context.WithTimeout(bgCtx(), 5*time.Second)
+		defer cancel()
+		if err := f.srv.WaitCalls(ctx, fakeworkloadapi.FetchJWTBundles, 1); err != nil {
+			return nil, status.Error(codes.DeadlineExceeded, "the JWT bundles were not asked for while the JWT-SVID call was open")
+		}
+		return mint(req)
+	})
+	req := &hostapi.IssueRequest{X509: true, JWT: []hostapi.JWTRequest{{Audience: "aud", FileName: "jwt.token"}}}
+	creds, err := f.iss.Issue(testCtx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds.X509SVIDs) != 1 || len(creds.JWTSVIDs) != 1 || creds.JWTBundles == nil {
+		t.Fatalf("Issue = %d X509-SVIDs, %d JWT-SVIDs, JWT bundles %v; want one of each", len(creds.X509SVIDs), len(creds.JWTSVIDs), creds.JWTBundles)
+	}
+}
+
 func TestIssueJWTByHint(t *testing.T) {
 	f := newFixture(t)
 	f.srv.SetJWTSVIDFunc(func(req *workload.JWTSVIDRequest) (*workload.JWTSVIDResponse, error) {
