@@ -263,9 +263,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			results[i] = result{skip: true}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		write := func() {
 			// A write that has begun finishes even when the agent is
 			// stopping, so that shutdown never interrupts a delivery.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.a.writeTimeout)
@@ -277,7 +275,15 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 				res = &hostapi.WriteResult{}
 			}
 			results[i] = result{res: res, err: err}
-		}()
+		}
+		// The outputs write at once; the last one on this goroutine, so
+		// that a block with one output (spiffe-helper's case) hands its
+		// rotation to no other goroutine.
+		if i == len(r.outputs)-1 {
+			write()
+			continue
+		}
+		wg.Go(write)
 	}
 	wg.Wait()
 	writeDur := time.Since(start)
