@@ -19,11 +19,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/svidagent/svidagent/agent"
 	"github.com/svidagent/svidagent/internal/config"
+	"github.com/svidagent/svidagent/internal/residency"
 )
 
 // Exit codes.
@@ -256,7 +258,11 @@ func runAgent(name string, args []string, stdout, stderr io.Writer, oneShot bool
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log.Info("starting", "version", versionString(), "config", path, "format", string(cfg.Format), "daemon_mode", cfg.DaemonMode)
-	a := agent.New(cfg, agent.WithLogger(log), agent.WithVersion(strings.TrimPrefix(versionString(), "svidagent ")), agent.WithConfigPath(path))
+	opts := []agent.Option{agent.WithLogger(log), agent.WithVersion(strings.TrimPrefix(versionString(), "svidagent ")), agent.WithConfigPath(path)}
+	if cfg.DaemonMode {
+		opts = append(opts, agent.WithOnDelivery(releaseAfterStart(log)))
+	}
+	a := agent.New(cfg, opts...)
 	if cfg.DaemonMode {
 		// SIGHUP reloads the configuration (as the file watcher does).
 		// In one-shot mode there is nothing to reload and SIGHUP keeps
@@ -285,6 +291,30 @@ func runAgent(name string, args []string, stdout, stderr io.Writer, oneShot bool
 	}
 	return exitOK
 }
+
+// releaseAfterStart returns an agent.WithOnDelivery hook that, once,
+// startUpSettle after the first delivery, drops the binary's start-up pages
+// from the process's resident set (internal/residency): a daemon then holds
+// what it uses, not what start-up touched.
+func releaseAfterStart(log *slog.Logger) func(string) {
+	var once sync.Once
+	return func(string) {
+		once.Do(func() {
+			time.AfterFunc(startUpSettle, func() {
+				before, after, err := residency.ReleaseExecutable()
+				if err != nil {
+					log.Warn("releasing start-up pages failed", "error", err)
+					return
+				}
+				log.Debug("start-up pages released", "resident_kib_before", before>>10, "resident_kib_after", after>>10)
+			})
+		})
+	}
+}
+
+// startUpSettle is how long after the first delivery the start-up pages are
+// released: long enough for the other svid blocks' first deliveries.
+const startUpSettle = 5 * time.Second
 
 func validate(args []string, stdout, stderr io.Writer) int {
 	_, path, cfg, code := loadCommand("validate", args, stderr, false)
