@@ -30,6 +30,14 @@ type contender struct{ name, bin string }
 // it yourself, outside this repository (docs/PERFORMANCE.md says how).
 func contenders(t *testing.T) []contender {
 	cs := []contender{{"svidagent", agentBin}}
+	// SVIDAGENT_BENCH_VS_BASE names an older svidagent build, measured
+	// alongside: a before/after in the same run.
+	if p := os.Getenv("SVIDAGENT_BENCH_VS_BASE"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("SVIDAGENT_BENCH_VS_BASE=%s: %v", p, err)
+		}
+		cs = append(cs, contender{"svidagent-base", p})
+	}
 	if p := os.Getenv("SPIFFE_HELPER"); p != "" {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Fatalf("SPIFFE_HELPER=%s: %v", p, err)
@@ -60,7 +68,8 @@ func vsRotations() int {
 }
 
 // TestVsHelper puts svidagent beside spiffe-helper on spiffe-helper's own
-// job, one helper.conf for both, in one run (issue 13):
+// job, one helper.conf for both, in one run (issue 13), and, with
+// SVIDAGENT_BENCH_VS_BASE, an older svidagent build beside them:
 //
 //   - one-shot: daemon_mode = false against the real SPIRE (X509-SVID,
 //     bundle, a JWT-SVID and the JWT bundle), the runs alternating between
@@ -113,14 +122,14 @@ func TestVsHelper(t *testing.T) {
 		})
 	}
 
-	if len(cs) < 2 {
+	if res["oneshot_wall_ms"]["spiffe-helper"] == 0 {
 		return
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-24s %12s %14s %7s\n", "figure", "svidagent", "spiffe-helper", "ratio")
 	for _, fig := range []string{"oneshot_wall_ms", "idle_rss_kib", "idle_cpu_ticks", "rotation_p50_ms/disk", "rotation_p99_ms/disk", "rotation_p50_ms/tmpfs", "rotation_p99_ms/tmpfs"} {
-		us, them, ok := res[fig]["svidagent"], res[fig]["spiffe-helper"], len(res[fig]) == 2
-		if !ok {
+		us, them := res[fig]["svidagent"], res[fig]["spiffe-helper"]
+		if _, ok := res[fig]["spiffe-helper"]; !ok {
 			continue
 		}
 		ratio := "-"
@@ -350,10 +359,39 @@ renew_signal = "SIGUSR1"
 	}
 	out := map[string]latencies{}
 	for _, r := range rs {
+		if w := writeDurations(t, r.p.log); len(w) > 0 {
+			wp50, wp99, _ := quantiles(w)
+			t.Logf("%s on %s: the writer's own time (its log's duration=): p50 %s p99 %s over %d deliveries", r.c.name, base, wp50, wp99, len(w))
+			figure("vshelper-write who=%s base=%s p50=%s p99=%s", r.c.name, base, wp50.Round(time.Microsecond), wp99.Round(time.Microsecond))
+		}
 		p50, p99, mx := quantiles(r.lat)
 		out[r.c.name] = latencies{p50, p99}
 		t.Logf("%s on %s: %d rotations: p50 %s p99 %s max %s", r.c.name, base, n, p50, p99, mx)
 		figure("vshelper-rotation who=%s base=%s rotations=%d p50=%s p99=%s max=%s load=%q", r.c.name, base, n, p50.Round(time.Microsecond), p99.Round(time.Microsecond), mx.Round(time.Microsecond), loadavg())
 	}
 	return out
+}
+
+// writeDurations reads the duration= of every "credentials delivered"
+// line of an svidagent log: the time its writers took, from the verified
+// credentials to the files durable. Other logs give none.
+func writeDurations(t *testing.T, logPath string) []time.Duration {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []time.Duration
+	for line := range strings.Lines(string(b)) {
+		if !strings.Contains(line, `msg="credentials delivered"`) {
+			continue
+		}
+		_, v, ok := strings.Cut(line, " duration=")
+		if !ok {
+			continue
+		}
+		if d, err := time.ParseDuration(strings.Fields(v)[0]); err == nil {
+			ds = append(ds, d)
+		}
+	}
+	return ds
 }
