@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -137,7 +136,7 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	*pin = strings.ToLower(*pin)
-	if *pin != "" && !sha256Hex.MatchString(*pin) {
+	if *pin != "" && !config.IsSHA256Hex(*pin) {
 		fmt.Fprintf(stderr, "svidagent plugin inspect: -sha256 %q is not a sha256 in hex (64 characters 0-9, a-f); print the file's with `svidagent plugin hash FILE`\n", *pin)
 		return exitUsage
 	}
@@ -195,9 +194,6 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
-
-// sha256Hex is a sha256 as `svidagent plugin hash` prints it.
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // inspectCommandGated runs the command plugin at path to inspect it only
 // when pin is its sha256 or allowExec is set: inspecting a subprocess

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -163,7 +164,19 @@ var limitsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "mem
 
 var allowSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "hosts"}, {Name: "write_dir"}}}
 
-var sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// IsSHA256Hex reports whether s is a sha256 as `svidagent plugin hash`
+// prints it: 64 lowercase hex digits.
+func IsSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // limitRanges remembers where each limit was written, to check it against
 // the kind's ceiling once the references are known.
@@ -212,7 +225,7 @@ func decodeExternal(b *hcl.Block, filename string) (*externalDecl, hcl.Diagnosti
 	if a, ok := at["sha256"]; ok {
 		if ds := decode(a, &e.SHA256); ds.HasErrors() {
 			diags = append(diags, ds...)
-		} else if e.SHA256 = strings.ToLower(e.SHA256); !sha256Pattern.MatchString(e.SHA256) {
+		} else if e.SHA256 = strings.ToLower(e.SHA256); !IsSHA256Hex(e.SHA256) {
 			diags = append(diags, errorf(a.Expr.Range(), "Invalid sha256",
 				"sha256 = %q is not a sha256 in hex (64 characters 0-9, a-f); print the file's with `svidagent plugin hash %s`.", e.SHA256, e.Path))
 		}
@@ -337,7 +350,11 @@ func decodeLimits(b *hcl.Block, d *externalDecl) hcl.Diagnostics {
 	return diags
 }
 
-var sizePattern = regexp.MustCompile(`^\s*([0-9]+)\s*([KMG]i?B?|B)?\s*$`)
+// sizePattern is compiled on first use: a config without sizes (every
+// helper.conf) does not pay for it at start.
+var sizePattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*([0-9]+)\s*([KMG]i?B?|B)?\s*$`)
+})
 
 // sizeValue decodes a byte size: a whole number of bytes, or a string
 // with a unit: "512KiB", "16MiB", "1GiB" (powers of 1024) or "16MB"
@@ -367,7 +384,7 @@ func sizeValue(a *hcl.Attribute) (uint64, hcl.Diagnostics) {
 	default:
 		return bad(v.Type().FriendlyName())
 	}
-	m := sizePattern.FindStringSubmatch(s)
+	m := sizePattern().FindStringSubmatch(s)
 	if m == nil {
 		return bad(strconv.Quote(s))
 	}

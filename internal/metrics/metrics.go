@@ -49,7 +49,8 @@ var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 
 // concurrent use. The zero value is not usable; a nil *Metrics records
 // nothing.
 type Metrics struct {
-	reg *prometheus.Registry
+	reg         *prometheus.Registry
+	runtimeOnce sync.Once // registerRuntime
 
 	svidExpiry     *prometheus.GaugeVec
 	rotations      *prometheus.CounterVec
@@ -140,8 +141,6 @@ func New(version string) *Metrics {
 		m.svidExpiry, m.rotations, m.writeDuration, m.notifyDuration, m.notifyRetries, m.errors,
 		m.pluginRestarts, m.pluginCalls, m.pluginLatency, m.issuerBackoff, m.issuerFailing,
 		m.configReloads, m.buildInfo, m.plugins,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if version == "" {
 		version = "dev"
@@ -162,11 +161,26 @@ func (m *Metrics) Version() string { return m.version }
 
 // Registry returns the agent's registry, for embedders that serve or
 // gather it themselves.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+func (m *Metrics) Registry() *prometheus.Registry {
+	m.registerRuntime()
+	return m.reg
+}
 
 // Handler serves the registry in the Prometheus exposition formats.
 func (m *Metrics) Handler() http.Handler {
+	m.registerRuntime()
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// registerRuntime adds the Go runtime and process collectors, once, when
+// the registry is first served or handed out: building them reads the
+// runtime's metric descriptions and /proc, about 0.3 ms that a one-shot
+// fetch or an agent without a metrics endpoint need not pay. They gather
+// their values when scraped, so registering them late loses nothing.
+func (m *Metrics) registerRuntime() {
+	m.runtimeOnce.Do(func() {
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	})
 }
 
 // SVIDExpiry replaces the expiry gauges of the svid block with the

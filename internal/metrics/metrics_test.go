@@ -307,3 +307,29 @@ func TestSVIDExpiryReplacesOnlyItsOwnSeries(t *testing.T) {
 		t.Errorf("%d expiry series, want 2", n)
 	}
 }
+
+// TestRuntimeCollectors checks that the Go runtime and process collectors,
+// registered only when the registry is first served or handed out, are
+// there for a scrape and for Registry's callers.
+func TestRuntimeCollectors(t *testing.T) {
+	fams := scrape(t, metrics.New("v"))
+	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("a scrape has no %s", name)
+		}
+	}
+	if runtime.GOOS == "linux" && fams["process_start_time_seconds"] == nil {
+		t.Error("a scrape on Linux has no process_start_time_seconds")
+	}
+	gathered, err := metrics.New("v").Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range gathered {
+		found = found || f.GetName() == "go_goroutines"
+	}
+	if !found {
+		t.Error("Registry().Gather() has no go_goroutines")
+	}
+}
