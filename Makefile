@@ -76,7 +76,7 @@ check: ## gofmt, vet, staticcheck, linux/arm64 and wasip1 builds, generated code
 bench: ## in-process benchmarks (ns/op, allocs/op): rotation path, writer, plugin call paths
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/ ./internal/plugin/adapter/ ./internal/plugin/wasmrt/ ./internal/plugin/subproc/
 
-bench-full: spire ## every figure of docs/PERFORMANCE.md (about 30 min; SVIDAGENT_BENCH_SCALE_MAX=100 skips the 1,000-identity case)
+bench-full: spire ## every figure of docs/PERFORMANCE.md (about 30 min; SVIDAGENT_BENCH_SCALE_MAX=100 skips the 1,000-identity case; SPIFFE_HELPER=/path/to/spiffe-helper adds its column to §7)
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" bench/run.sh
 
 generate: ## regenerate the committed protobuf code (needs Debian's protobuf-compiler)
