@@ -24,13 +24,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
+	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	"github.com/svidagent/svidagent/internal/plugin/adapter"
 	"github.com/svidagent/svidagent/internal/plugin/wasmrt"
@@ -40,18 +43,37 @@ func main() {
 	path := flag.String("wasm", "", "the webhook notifier .wasm, or a comma-separated list of builds of it (required)")
 	n := flag.Int("n", 10, "how many plugins to open")
 	cache := flag.String("cache", "", "compilation cache directory (empty: none)")
+	memprofile := flag.String("memprofile", "", "write a heap profile here once every plugin is open")
+	calls = flag.Int("calls", 0, "then time this many Notify calls (4 KiB of paths) on the first plugin")
+	engine = flag.String("engine", "", "wazero engine: compiler (default) or interpreter")
+	distinct = flag.Bool("distinct", false, "give each plugin its own copy of the module (a custom section appended: a new sha256, the same code), as distinct vendors' plugins would be")
+	configJSON = flag.String("config", `{"url":"http://127.0.0.1:9/hook"}`, "the plugins' config, as JSON (the default is the webhook example's)")
 	flag.Parse()
-	if err := run(*path, *n, *cache); err != nil {
+	if err := run(*path, *n, *cache, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "wasmrss:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string, n int, cache string) error {
+var (
+	configJSON *string
+	calls      *int
+	engine     *string
+	distinct   *bool
+)
+
+func run(path string, n int, cache, memprofile string) error {
 	if path == "" {
 		return fmt.Errorf("-wasm is required")
 	}
 	paths := strings.Split(path, ",")
+	if *distinct {
+		var err error
+		if paths, err = distinctCopies(paths[0], n); err != nil {
+			return err
+		}
+		defer os.RemoveAll(filepath.Dir(paths[0]))
+	}
 	sums := make([]string, len(paths))
 	for i, p := range paths {
 		sum, err := wasmrt.HashFile(p)
@@ -73,7 +95,7 @@ func run(path string, n int, cache string) error {
 		start := time.Now()
 		p, err := wasmrt.Open(ctx, wasmrt.Config{
 			Path: paths[(i-1)%len(paths)], SHA256: sums[(i-1)%len(paths)], Kind: hostapi.KindNotifier,
-			Name: fmt.Sprintf("webhook-%d", i), Logger: log, CacheDir: cache,
+			Name: fmt.Sprintf("webhook-%d", i), Logger: log, CacheDir: cache, Engine: *engine,
 			AllowHosts: []string{"127.0.0.1:9"},
 		})
 		if err != nil {
@@ -86,11 +108,38 @@ func run(path string, n int, cache string) error {
 		if err := p.Invoke(ctx, adapter.MethodDescribe, &pluginv1.DescribeRequest{HostServices: p.HostServices()}, &pluginv1.DescribeResponse{}); err != nil {
 			return fmt.Errorf("describing plugin %d: %w", i, err)
 		}
-		cfg := []byte(`{"url":"http://127.0.0.1:9/hook"}`)
+		cfg := []byte(*configJSON)
 		if err := p.Invoke(ctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: cfg}, &pluginv1.ConfigureResponse{}); err != nil {
 			return fmt.Errorf("configuring plugin %d: %w", i, err)
 		}
 		report(i, time.Since(start))
+	}
+	smapsSummary()
+	if *calls > 0 && len(plugins) > 0 {
+		req := &notifierv1.NotifyRequest{Name: "bench", Paths: []string{strings.Repeat("p", 4096)}}
+		for range 10 { // warm
+			if err := plugins[0].Invoke(ctx, adapter.MethodNotify, req, &notifierv1.NotifyResponse{}); err != nil {
+				return fmt.Errorf("notifying: %w", err)
+			}
+		}
+		start := time.Now()
+		for range *calls {
+			if err := plugins[0].Invoke(ctx, adapter.MethodNotify, req, &notifierv1.NotifyResponse{}); err != nil {
+				return fmt.Errorf("notifying: %w", err)
+			}
+		}
+		fmt.Printf("notify calls=%d payload=4KiB per_call_us=%.1f\n", *calls, float64(time.Since(start).Microseconds())/float64(*calls))
+	}
+	if memprofile != "" {
+		f, err := os.Create(memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -116,4 +165,79 @@ func report(k int, open time.Duration) {
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("plugins=%d open=%s rss_kib=%d hwm_kib=%d go_heap_inuse_kib=%d go_sys_kib=%d\n",
 		k, open.Round(time.Millisecond), vals["VmRSS"], vals["VmHWM"], ms.HeapInuse>>10, ms.Sys>>10)
+}
+
+// smapsSummary prints the resident memory by kind of mapping: executable
+// anonymous mappings hold compiled guest code; other anonymous ones the Go
+// heap, stacks and the guests' linear memories; file mappings the binary.
+func smapsSummary() {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	sums := map[string]int64{}
+	kind := ""
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			switch {
+			case len(f) >= 6:
+				kind = "file"
+			case strings.Contains(f[1], "x"):
+				kind = "anon_exec"
+			default:
+				kind = "anon"
+			}
+			continue
+		}
+		if len(f) >= 2 && f[0] == "Rss:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sums[kind] += n
+		}
+	}
+	fmt.Printf("smaps rss_kib: anon_exec(compiled code)=%d anon(heap, stacks, linear memory)=%d file=%d\n", sums["anon_exec"], sums["anon"], sums["file"])
+}
+
+// distinctCopies writes n copies of the module at path to a temporary
+// directory, each with a custom section of its own appended ("svidagent-
+// bench-copy", K): the code is the same, the sha256 differs, so that no
+// compiled code is shared between them, as between distinct vendors'
+// plugins.
+func distinctCopies(path string, n int) ([]string, error) {
+	code, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "wasmrss-")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range n {
+		name, payload := "svidagent-bench-copy", strconv.Itoa(k)
+		body := append(uleb(uint64(len(name))), name...)
+		body = append(body, payload...)
+		sec := append([]byte{0}, uleb(uint64(len(body)))...) // id 0: a custom section
+		sec = append(sec, body...)
+		p := filepath.Join(dir, fmt.Sprintf("copy-%d.wasm", k))
+		if err := os.WriteFile(p, append(append([]byte(nil), code...), sec...), 0o600); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// uleb is n in unsigned LEB128, as the wasm binary format spells sizes.
+func uleb(n uint64) []byte {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
 }

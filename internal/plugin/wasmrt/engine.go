@@ -26,7 +26,8 @@ import (
 // which the host puts in the context of every call it makes into the guest
 // (instanceKey); a guest cannot name another plugin's instance.
 type engine struct {
-	dir   string // the compilation cache directory; the key in engines
+	key   engineKey
+	dir   string // the compilation cache directory
 	rt    wazero.Runtime
 	cache wazero.CompilationCache
 
@@ -43,25 +44,36 @@ type module struct {
 	refs     int // under enginesMu
 }
 
+// engineKey tells engines apart: one per cache directory and engine kind.
+type engineKey struct{ dir, kind string }
+
 var (
 	enginesMu sync.Mutex
-	engines   = map[string]*engine{}
+	engines   = map[engineKey]*engine{}
 )
 
-// acquireEngine returns the engine for cacheDir, creating it on first use,
-// with a reference the caller gives back with release.
-func acquireEngine(ctx context.Context, cacheDir string) (*engine, error) {
+// acquireEngine returns the engine for cacheDir and kind (Config.Engine),
+// creating it on first use, with a reference the caller gives back with
+// release.
+func acquireEngine(ctx context.Context, cacheDir, kind string) (*engine, error) {
+	if kind == "" {
+		kind = EngineCompiler
+	}
+	key := engineKey{cacheDir, kind}
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
-	if e := engines[cacheDir]; e != nil {
+	if e := engines[key]; e != nil {
 		e.refs++
 		return e, nil
 	}
-	e := &engine{dir: cacheDir, refs: 1, modules: map[string]*module{}}
+	e := &engine{key: key, dir: cacheDir, refs: 1, modules: map[string]*module{}}
 	// The runtime's memory limit is the ceiling; each plugin's own limit
 	// is enforced by its instances' memory allocator.
-	rc := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(true).
+	rc := wazero.NewRuntimeConfigCompiler()
+	if kind == EngineInterpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
+	}
+	rc = rc.WithCloseOnContextDone(true).
 		WithMemoryLimitPages(MaxMemoryBytes / pageSize)
 	if cacheDir != "" {
 		cache, err := openCache(cacheDir)
@@ -80,7 +92,7 @@ func acquireEngine(ctx context.Context, cacheDir string) (*engine, error) {
 		e.close()
 		return nil, fmt.Errorf("instantiating the host module: %w", err)
 	}
-	engines[cacheDir] = e
+	engines[key] = e
 	return e, nil
 }
 
@@ -92,7 +104,7 @@ func (e *engine) release() {
 	e.refs--
 	last := e.refs == 0
 	if last {
-		delete(engines, e.dir)
+		delete(engines, e.key)
 	}
 	enginesMu.Unlock()
 	if last {

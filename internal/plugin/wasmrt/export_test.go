@@ -14,7 +14,7 @@ import (
 func SharedRefs(cacheDir, sum string) (engineRefs, moduleRefs int) {
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
-	e := engines[cacheDir]
+	e := engines[engineKey{cacheDir, EngineCompiler}]
 	if e == nil {
 		return 0, 0
 	}

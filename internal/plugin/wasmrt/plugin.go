@@ -192,7 +192,7 @@ func compile(ctx context.Context, r resolved, code []byte, sum string) (*Plugin,
 		p.closeRuntime()
 		return nil, err
 	}
-	eng, err := acquireEngine(ctx, r.CacheDir)
+	eng, err := acquireEngine(ctx, r.CacheDir, r.Engine)
 	if err != nil {
 		return fail(fmt.Errorf("plugin %q: %w", r.Name, err))
 	}

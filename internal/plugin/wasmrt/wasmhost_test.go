@@ -419,22 +419,50 @@ func TestHashFile(t *testing.T) {
 }
 
 func BenchmarkInvokeNotify(b *testing.B) {
-	cfg, _ := config(b, "notifier")
-	p := open(b, cfg, `{}`)
-	req := &notifierv1.NotifyRequest{Name: "ok", Paths: []string{strings.Repeat("p", 4096)}}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := cpuTime()
-	for i := 0; i < b.N; i++ {
-		if err := p.Invoke(ctx, adapter.MethodNotify, req, &notifierv1.NotifyResponse{}); err != nil {
-			b.Fatal(err)
-		}
+	for _, engine := range []string{wasmrt.EngineCompiler, wasmrt.EngineInterpreter} {
+		b.Run(engine, func(b *testing.B) {
+			cfg, _ := config(b, "notifier")
+			cfg.Engine = engine
+			p := open(b, cfg, `{}`)
+			req := &notifierv1.NotifyRequest{Name: "ok", Paths: []string{strings.Repeat("p", 4096)}}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if err := p.Invoke(ctx, adapter.MethodNotify, req, &notifierv1.NotifyResponse{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// CPU time of the whole process (both sides of the call,
+			// wazero's per-call goroutines, the collector) per call: less
+			// disturbed by other load on the machine than ns/op.
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		})
 	}
-	// CPU time of the whole process (both sides of the call, wazero's
-	// per-call goroutines, the collector) per call: less disturbed by other
-	// load on the machine than ns/op.
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+}
+
+// TestEngines opens the test notifier under each engine and calls it, and
+// refuses an engine that does not exist.
+func TestEngines(t *testing.T) {
+	for _, engine := range []string{"", wasmrt.EngineCompiler, wasmrt.EngineInterpreter} {
+		t.Run("engine="+engine, func(t *testing.T) {
+			cfg, _ := config(t, "notifier")
+			cfg.Engine = engine
+			p := open(t, cfg, `{}`)
+			if err := p.Invoke(context.Background(), adapter.MethodNotify, &notifierv1.NotifyRequest{Name: "ok"}, &notifierv1.NotifyResponse{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cfg, _ := config(t, "notifier")
+	cfg.Engine = "jit"
+	if p, err := wasmrt.Open(context.Background(), cfg); err == nil {
+		p.Close()
+		t.Fatal("Open with engine \"jit\" succeeded")
+	} else if !strings.Contains(err.Error(), `unknown engine "jit"`) {
+		t.Fatalf("error %q does not name the unknown engine", err)
+	}
 }
 
 func BenchmarkOpen(b *testing.B) {
