@@ -24,7 +24,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -32,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/svidagent/svidagent/bench/internal/distinct"
 	"github.com/svidagent/svidagent/hostapi"
 	notifierv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/notifier/v1"
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
@@ -46,7 +46,7 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write a heap profile here once every plugin is open")
 	calls = flag.Int("calls", 0, "then time this many Notify calls (4 KiB of paths) on the first plugin")
 	engine = flag.String("engine", "", "wazero engine: compiler (default) or interpreter")
-	distinct = flag.Bool("distinct", false, "give each plugin its own copy of the module (a custom section appended: a new sha256, the same code), as distinct vendors' plugins would be")
+	distinctFlag = flag.Bool("distinct", false, "give each plugin its own copy of the module (a custom section appended: a new sha256, the same code), as distinct vendors' plugins would be")
 	configJSON = flag.String("config", `{"url":"http://127.0.0.1:9/hook"}`, "the plugins' config, as JSON (the default is the webhook example's)")
 	flag.Parse()
 	if err := run(*path, *n, *cache, *memprofile); err != nil {
@@ -56,10 +56,10 @@ func main() {
 }
 
 var (
-	configJSON *string
-	calls      *int
-	engine     *string
-	distinct   *bool
+	configJSON   *string
+	calls        *int
+	engine       *string
+	distinctFlag *bool
 )
 
 func run(path string, n int, cache, memprofile string) error {
@@ -67,12 +67,15 @@ func run(path string, n int, cache, memprofile string) error {
 		return fmt.Errorf("-wasm is required")
 	}
 	paths := strings.Split(path, ",")
-	if *distinct {
-		var err error
-		if paths, err = distinctCopies(paths[0], n); err != nil {
+	if *distinctFlag {
+		dir, err := os.MkdirTemp("", "wasmrss-")
+		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(filepath.Dir(paths[0]))
+		defer os.RemoveAll(dir)
+		if paths, err = distinct.Copies(paths[0], dir, n); err != nil {
+			return err
+		}
 	}
 	sums := make([]string, len(paths))
 	for i, p := range paths {
@@ -197,47 +200,4 @@ func smapsSummary() {
 		}
 	}
 	fmt.Printf("smaps rss_kib: anon_exec(compiled code)=%d anon(heap, stacks, linear memory)=%d file=%d\n", sums["anon_exec"], sums["anon"], sums["file"])
-}
-
-// distinctCopies writes n copies of the module at path to a temporary
-// directory, each with a custom section of its own appended ("svidagent-
-// bench-copy", K): the code is the same, the sha256 differs, so that no
-// compiled code is shared between them, as between distinct vendors'
-// plugins.
-func distinctCopies(path string, n int) ([]string, error) {
-	code, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "wasmrss-")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for k := range n {
-		name, payload := "svidagent-bench-copy", strconv.Itoa(k)
-		body := append(uleb(uint64(len(name))), name...)
-		body = append(body, payload...)
-		sec := append([]byte{0}, uleb(uint64(len(body)))...) // id 0: a custom section
-		sec = append(sec, body...)
-		p := filepath.Join(dir, fmt.Sprintf("copy-%d.wasm", k))
-		if err := os.WriteFile(p, append(append([]byte(nil), code...), sec...), 0o600); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// uleb is n in unsigned LEB128, as the wasm binary format spells sizes.
-func uleb(n uint64) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
 }
