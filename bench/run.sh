@@ -70,6 +70,8 @@ step scale go test -count=1 -v -timeout 60m -run '^TestScale$' ./bench/
 step scale-inprocess go test -run '^$' -bench 'ScaleInProcess' -benchtime 3x \
 	-cpuprofile "$out/scale.cpu" -o "$out/bench.test" ./bench/
 go tool pprof -top -cum -nodecount=30 "$out/bench.test" "$out/scale.cpu" >"$out/scale-pprof.txt" 2>/dev/null || true
+# §4 issue 10: ten distinct Go-SDK notifiers in one agent, cold and warm cache
+step plugin-start go test -count=1 -v -timeout 30m -run '^TestPluginColdStart$' ./bench/
 # §7 beside spiffe-helper on one helper.conf: one-shot wall, idle RSS, rotation
 # latency, with ratios when SPIFFE_HELPER names a spiffe-helper binary (built by
 # you, outside this repository: docs/PERFORMANCE.md §7)
