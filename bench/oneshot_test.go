@@ -1,7 +1,6 @@
 package bench_test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,16 +26,7 @@ func TestOneShot(t *testing.T) {
 	var rss []int64
 	for i := range runs + 1 { // run 0 warms the page cache and is dropped
 		dir := t.TempDir()
-		writeFile(t, filepath.Join(dir, "helper.conf"), fmt.Sprintf(`
-agent_address = %q
-cert_dir = "certs"
-daemon_mode = false
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_svids = [{jwt_audience="bench", jwt_svid_file_name="jwt_svid.token"}]
-jwt_bundle_file_name = "bundle.json"
-`, spire.SocketPath()))
+		writeHelperConf(t, dir, spire.SocketPath(), oneShotJWT)
 		cmd := exec.Command(agentBin)
 		cmd.Dir = dir
 		start := time.Now()

@@ -164,19 +164,7 @@ func vsOneShot(t *testing.T, cs []contender, sock string) map[string]time.Durati
 	for i := range runs + 1 {
 		for _, c := range cs {
 			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, "helper.conf"), fmt.Sprintf(`
-agent_address = %q
-cert_dir = "certs"
-daemon_mode = false
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-jwt_svids = [{jwt_audience="bench", jwt_svid_file_name="jwt_svid.token"}]
-jwt_bundle_file_name = "bundle.json"
-`, sock))
-			if err := os.Mkdir(filepath.Join(dir, "certs"), 0o755); err != nil { // spiffe-helper wants it to exist
-				t.Fatal(err)
-			}
+			writeHelperConf(t, dir, sock, oneShotJWT)
 			cmd := exec.Command(c.bin)
 			cmd.Dir = dir
 			start := time.Now()
@@ -222,16 +210,7 @@ func vsIdle(t *testing.T, cs []contender, sock string) map[string]idleStat {
 	var rs []*running
 	for _, c := range cs {
 		dir := t.TempDir()
-		writeFile(t, filepath.Join(dir, "helper.conf"), fmt.Sprintf(`
-agent_address = %q
-cert_dir = "certs"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-`, sock))
-		if err := os.Mkdir(filepath.Join(dir, "certs"), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		writeHelperConf(t, dir, sock, "")
 		rs = append(rs, &running{c: c, p: startProc(t, dir, c.bin), cert: filepath.Join(dir, "certs", "svid.pem")})
 	}
 	for _, r := range rs {
@@ -327,18 +306,7 @@ func vsRotation(t *testing.T, cs []contender, base string) map[string]latencies 
 		r.srv.SetX509(r.svids[:1], bundles)
 		pidFile := filepath.Join(dir, "bench.pid")
 		writeFile(t, pidFile, strconv.Itoa(os.Getpid()))
-		writeFile(t, filepath.Join(dir, "helper.conf"), fmt.Sprintf(`
-agent_address = %q
-cert_dir = "certs"
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-pid_file_name = %q
-renew_signal = "SIGUSR1"
-`, r.srv.Path(), pidFile))
-		if err := os.Mkdir(filepath.Join(dir, "certs"), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		writeHelperConf(t, dir, r.srv.Path(), fmt.Sprintf("pid_file_name = %q\nrenew_signal = \"SIGUSR1\"\n", pidFile))
 		r.cert, r.key = filepath.Join(dir, "certs", "svid.pem"), filepath.Join(dir, "certs", "svid_key.pem")
 		// One at a time: both signal this process.
 		r.p = startProc(t, dir, c.bin)
@@ -400,4 +368,27 @@ func writeDurations(t *testing.T, logPath string) []time.Duration {
 		}
 	}
 	return ds
+}
+
+// oneShotJWT is what a one-shot helper.conf adds: daemon_mode = false, one
+// JWT-SVID and the JWT bundle.
+const oneShotJWT = `daemon_mode = false
+jwt_svids = [{jwt_audience="bench", jwt_svid_file_name="jwt_svid.token"}]
+jwt_bundle_file_name = "bundle.json"
+`
+
+// writeHelperConf writes dir/helper.conf for the Workload API at sock (a
+// path: spiffe-helper adds unix://), writing into dir/certs (which it
+// creates: spiffe-helper wants it to exist), with extra appended.
+func writeHelperConf(t *testing.T, dir, sock, extra string) {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "helper.conf"), fmt.Sprintf(`agent_address = %q
+cert_dir = "certs"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+`, sock)+extra)
+	if err := os.Mkdir(filepath.Join(dir, "certs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
