@@ -44,6 +44,10 @@ const (
 	PluginOK          = "ok"
 	PluginFailing     = "failing"
 	PluginBreakerOpen = "breaker open"
+	// PluginStarting is an external plugin still starting in the
+	// background: its writers and notifiers get the latest credentials
+	// once it is ready.
+	PluginStarting = "starting"
 )
 
 // PluginStatus is the state of one configured plugin instance.
@@ -70,7 +74,7 @@ type PluginStatus struct {
 	// FileError says why an external plugin's file on disk cannot be
 	// hashed (it was removed, or is unreadable).
 	FileError string `json:"file_error,omitempty"`
-	// State is "ok", "failing" or "breaker open".
+	// State is "ok", "failing", "breaker open" or "starting".
 	State string `json:"state"`
 	// Restarts counts an external plugin's restarts after failures.
 	Restarts  uint64 `json:"restarts"`
@@ -211,9 +215,9 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 	st.Plugins = []PluginStatus{}
 	a.mu.Lock()
 	cfg, built := a.cfg, a.built
-	var externals map[string]*adapter.Plugin
+	var externals map[string]*external
 	if built != nil {
-		externals = make(map[string]*adapter.Plugin, len(built.externals))
+		externals = make(map[string]*external, len(built.externals))
 		for k, v := range built.externals {
 			externals[k] = v
 		}
@@ -314,7 +318,20 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 				}
 			}
 		}
-		if p := externals[e.Name]; p != nil {
+		x := externals[e.Name]
+		p, err := (*adapter.Plugin)(nil), error(nil)
+		if x != nil {
+			p, err = x.plugin()
+		}
+		switch {
+		case x == nil:
+			ps.State, ps.LastError = PluginFailing, "not loaded"
+		case x.starting():
+			ps.State = PluginStarting
+			st.Starting = append(st.Starting, e.Name)
+		case err != nil:
+			ps.State, ps.LastError = PluginFailing, err.Error()
+		default:
 			ps.Type = p.Info().Name
 			bs := p.Status()
 			ps.LastError = bs.LastError
@@ -324,8 +341,6 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 			case bs.State == adapter.BreakerHalfOpen || bs.ConsecutiveFailures > 0:
 				ps.State = PluginFailing
 			}
-		} else {
-			ps.State, ps.LastError = PluginFailing, "not loaded"
 		}
 		st.Plugins = append(st.Plugins, ps)
 	}
