@@ -14,9 +14,9 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/svidagent/svidagent/internal/testkit"
 	"github.com/svidagent/svidagent/internal/fakeworkloadapi"
 	"github.com/svidagent/svidagent/internal/testca"
+	"github.com/svidagent/svidagent/internal/testkit"
 )
 
 // The background start of plugins (issue 10 item 1): the first delivery
