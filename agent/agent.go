@@ -14,6 +14,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/metrics"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/registry"
 
 	// The built-in plugins register themselves.
@@ -71,6 +72,8 @@ type Agent struct {
 	metrics      *metrics.Metrics // the agent's own registry (status.go)
 	externals    externalMeta     // runtime, sha256 and restarts of external plugins (status.go)
 	starts       chan struct{}    // a slot per plugin starting in the background: runtime.NumCPU()
+	// openConn opens an external plugin's runtime: load.Open, or a test's.
+	openConn func(context.Context, *config.External, load.Env) (load.Conn, error)
 
 	// Reload; see reload.go.
 	configPath     string
@@ -100,6 +103,7 @@ func New(cfg *Config, opts ...Option) *Agent {
 
 		reloadDebounce: 250 * time.Millisecond,
 		starts:         make(chan struct{}, runtime.NumCPU()),
+		openConn:       load.Open,
 	}
 	for _, o := range opts {
 		o(a)

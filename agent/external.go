@@ -106,7 +106,7 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 // kind: the runtime compiles or starts it (load.Open), then the adapter
 // negotiates, validates and configures it (adapter.Open).
 func (a *Agent) startExternal(ctx context.Context, dir string, kind hostapi.Kind, e *config.External) (*adapter.Plugin, error) {
-	c, err := load.Open(ctx, e, load.Env{
+	c, err := a.openConn(ctx, e, load.Env{
 		Logger:    a.log,
 		StateDir:  dir,
 		CacheDir:  filepath.Join(dir, "wasm-cache"),

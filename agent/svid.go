@@ -354,7 +354,9 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		// before, now in the writers that were starting too.
 		r.mu.Unlock()
 		if wrote > 0 {
-			r.log.Info("credentials delivered to writers whose plugin finished starting", "writers", wrote, "duration", writeDur)
+			logID, logSerial, logNotAfter := loggedIdentity(set)
+			r.log.Info("caught up the writers whose plugin finished starting", "spiffe_id", logID, "serial", logSerial,
+				"not_after", logNotAfter, "writers", wrote, "duration", writeDur)
 		}
 		return failed
 	}
