@@ -253,3 +253,35 @@ func TestWriterPluginNeverStarts(t *testing.T) {
 	default:
 	}
 }
+
+// TestStopWhilePluginStarts: an agent stopped while a writer plugin is
+// still starting cancels the start and waits for it; Run returns, and the
+// cancelled start is not reported as a failure.
+func TestStopWhilePluginStarts(t *testing.T) {
+	ca := newTestCA(t, "example.org")
+	iss := &pullIssuer{t: t, ca: ca, ttl: time.Hour}
+	w := newRecWriter()
+	s := svidCfg("fake-pull", w)
+	s.Writers = append(s.Writers, externalWriter("stuck"))
+	cfg := &config.Config{DaemonMode: true, StateDir: t.TempDir(),
+		Issuers: []config.Plugin{plugin("fake-pull", iss)}, SVIDs: []config.SVID{s}}
+	started := make(chan struct{})
+	open := opener(map[string]any{"stuck": &plugWriter{wrote: make(chan *hostapi.CredentialSet, 1)}},
+		map[string]chan struct{}{"stuck": make(chan struct{})}) // never released
+	cancelled := make(chan error, 1)
+	h, logs := runWith(t, cfg, agent.WithPluginOpener(func(ctx context.Context, e *config.External, env load.Env) (load.Conn, error) {
+		close(started)
+		c, err := open(ctx, e, env)
+		cancelled <- err
+		return c, err
+	}))
+	recv(t, started, "the plugin's start")
+	recv(t, w.wrote, "the built-in writer's delivery")
+	h.stop(t)
+	if err := recv(t, cancelled, "the start's end"); !errors.Is(err, context.Canceled) {
+		t.Errorf("the start ended with %v, want it cancelled", err)
+	}
+	if strings.Contains(logs.String(), "plugin failed to start") {
+		t.Errorf("a start cancelled by the stop was logged as a failure:\n%s", logs)
+	}
+}

@@ -67,7 +67,7 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 					return
 				}
 				p, err := a.startExternal(sctx, dir, kind, e)
-				if err != nil {
+				if err != nil && sctx.Err() == nil { // else Close stopped it: no failure
 					a.log.Error("plugin failed to start; its writers and notifiers get nothing until it is fixed and the configuration reloaded",
 						"component", string(kind), "plugin", e.Name, "error", err)
 				}
