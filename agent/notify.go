@@ -99,13 +99,13 @@ type retryBackoffer interface{ RetryBackoff() time.Duration }
 // notifyFailedMsg is logged when a notification fails.
 const notifyFailedMsg = "notifying failed; it is tried again with backoff until it succeeds or a newer rotation supersedes it"
 
-// run delivers events until ctx is done. An event for a plugin that has
-// not started waits for it (hold), and is not a failure. A failed notification is tried
+// run delivers events until ctx is done. A failed notification is tried
 // again after a jittered, doubling delay (from the notifier block's
 // retry_backoff, else the notifier's own first delay, else the agent's
 // retry minimum; up to the agent's maximum) until it succeeds
 // or a newer event supersedes it: the newer one is delivered instead, with
-// the reasons of both, and the older one never after it.
+// the reasons of both, and the older one never after it. An event for a
+// plugin that has not started waits for it (hold), and is not a failure.
 func (n *notifierRunner) run(ctx context.Context, l *loop) {
 	bo := backoff{min: n.a.retryMin, max: n.a.retryMax}
 	if rb, ok := n.notifier.(retryBackoffer); ok && rb.RetryBackoff() > 0 {
