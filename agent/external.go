@@ -85,19 +85,16 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 		b.fresh = append(b.fresh, x)
 		b.extState[e.Name] = extState{key: externalKey(e), sha256: fileSHA256(e.Path)}
 	}
+	if x.kind != kind {
+		return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, x.kind, kind)
+	}
 	if kind == hostapi.KindIssuer {
-		// Started already: only issuers are opened so (see above).
+		// Started already: issuers never start in the background.
 		p, err := x.plugin()
 		if err != nil {
 			return nil, err
 		}
-		if i := p.Issuer(); i != nil {
-			return i, nil
-		}
-		return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, p.Info().Service, kind)
-	}
-	if x.kind != kind {
-		return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, x.kind, kind)
+		return p.Issuer(), nil // startExternal checked it is one
 	}
 	return x, nil
 }

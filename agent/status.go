@@ -93,7 +93,7 @@ type externalMeta struct {
 
 type extMeta struct {
 	runtime  string
-	sha256   string
+	sha256   atomic.Pointer[string] // set by a start, which may run in the background
 	restarts atomic.Uint64
 	file     fileCheck
 }
@@ -169,9 +169,11 @@ func (a *Agent) pluginRestarted(name, runtime string) func() {
 func (a *Agent) recordPin(e *config.External, c load.Conn) {
 	m := a.externals.meta(e.Name, e.Runtime)
 	if h, ok := c.(interface{ SHA256() string }); ok && h.SHA256() != "" {
-		m.sha256 = h.SHA256()
+		sum := h.SHA256()
+		m.sha256.Store(&sum)
 	} else {
-		m.sha256 = strings.ToLower(e.SHA256)
+		sum := strings.ToLower(e.SHA256)
+		m.sha256.Store(&sum)
 	}
 }
 
@@ -305,8 +307,8 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 	for _, e := range ext {
 		ps := PluginStatus{Name: e.Name, Kind: string(e.Kind), Runtime: e.Runtime, SHA256: strings.ToLower(e.SHA256), State: PluginOK}
 		if m := a.externals.get(e.Name); m != nil {
-			if m.sha256 != "" {
-				ps.SHA256 = m.sha256
+			if sum := m.sha256.Load(); sum != nil && *sum != "" {
+				ps.SHA256 = *sum
 			}
 			ps.Restarts = m.restarts.Load()
 			if ps.SHA256 != "" && e.Path != "" {
