@@ -53,7 +53,7 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 		}
 		x = &external{name: e.Name, kind: kind, ready: make(chan struct{})}
 		if b.background && kind != hostapi.KindIssuer {
-			if err := checkPin(e); err != nil {
+			if err := precheck(e); err != nil {
 				return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 			}
 			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -147,10 +147,17 @@ func (a *Agent) startExternal(ctx context.Context, dir string, kind hostapi.Kind
 	return p, nil
 }
 
-// checkPin checks the sha256 of e's file against its pin, so that a
-// plugin that starts in the background still fails the agent's start
-// when its file does not match. The runtime checks again what it runs.
-func checkPin(e *config.External) error {
+// precheck does at once what the start of e would find wrong without
+// running anything, so that a plugin that starts in the background still
+// fails the agent's start on it: a runtime this build lacks, and a file
+// that does not match its sha256 pin (the runtime checks again what it
+// runs).
+func precheck(e *config.External) error {
+	if e.Runtime == config.RuntimeCommand {
+		if err := load.CommandRuntimeErr(); err != nil {
+			return fmt.Errorf("opening plugin %q: %w", e.Name, err)
+		}
+	}
 	if e.InsecureSkipChecksum || e.SHA256 == "" { // the runtime says what to do about a missing pin
 		return nil
 	}
