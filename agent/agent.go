@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
 	"github.com/svidagent/svidagent/internal/metrics"
-	"github.com/svidagent/svidagent/internal/plugin/adapter"
+	"github.com/svidagent/svidagent/internal/plugin/load"
 	"github.com/svidagent/svidagent/internal/registry"
 
 	// The built-in plugins register themselves.
@@ -70,6 +71,9 @@ type Agent struct {
 	version      string           // WithVersion
 	metrics      *metrics.Metrics // the agent's own registry (status.go)
 	externals    externalMeta     // runtime, sha256 and restarts of external plugins (status.go)
+	starts       chan struct{}    // a slot per plugin starting in the background: runtime.NumCPU()
+	// openConn opens an external plugin's runtime: load.Open, or a test's.
+	openConn func(context.Context, *config.External, load.Env) (load.Conn, error)
 
 	// Reload; see reload.go.
 	configPath     string
@@ -98,6 +102,8 @@ func New(cfg *Config, opts ...Option) *Agent {
 		wedgeAfter:   2 * time.Minute,
 
 		reloadDebounce: 250 * time.Millisecond,
+		starts:         make(chan struct{}, runtime.NumCPU()),
+		openConn:       load.Open,
 	}
 	for _, o := range opts {
 		o(a)
@@ -110,8 +116,11 @@ func New(cfg *Config, opts ...Option) *Agent {
 type plugins struct {
 	cfg       *Config
 	issuers   map[string]hostapi.Issuer
-	externals map[string]*adapter.Plugin // by plugin block name, shared
-	all       []any                      // every instance, in build order, for Start and Close
+	externals map[string]*external // by plugin block name, shared
+	// background is set for the agent's first start: writer and notifier
+	// plugins start in the background (openExternal).
+	background bool
+	all        []any // every instance, in build order, for Start and Close
 
 	// For reload: what each instance was built from, so that the next
 	// build can keep it when that is unchanged.
@@ -124,7 +133,7 @@ type plugins struct {
 
 func newPlugins(cfg *Config) *plugins {
 	return &plugins{
-		cfg: cfg, issuers: map[string]hostapi.Issuer{}, externals: map[string]*adapter.Plugin{},
+		cfg: cfg, issuers: map[string]hostapi.Issuer{}, externals: map[string]*external{},
 		builtins: map[string]builtin{}, extState: map[string]extState{}, kept: map[string]bool{},
 	}
 }
@@ -168,10 +177,12 @@ func (a *Agent) buildPlugin(ctx context.Context, b, prev *plugins, kind hostapi.
 
 // build creates the plugin instances and svid runners of cfg. With prev
 // and prevRunners (a reload), unchanged instances are kept, and so is the
-// runner of an unchanged svid block. On error it closes what it created,
-// and nothing it kept.
-func (a *Agent) build(ctx context.Context, cfg *Config, prev *plugins, prevRunners []*svidRunner) (_ *plugins, _ []*svidRunner, err error) {
+// runner of an unchanged svid block. With background, writer and
+// notifier plugins start in the background (openExternal). On error it
+// closes what it created, and nothing it kept.
+func (a *Agent) build(ctx context.Context, cfg *Config, prev *plugins, prevRunners []*svidRunner, background bool) (_ *plugins, _ []*svidRunner, err error) {
 	b := newPlugins(cfg)
+	b.background = background
 	defer func() {
 		if err != nil {
 			a.closeInstances(b.fresh)
@@ -264,6 +275,18 @@ func (a *Agent) buildRunner(ctx context.Context, b, prev *plugins, old *svidRunn
 	if old != nil && a.unchangedRunner(b, old, r) {
 		return old, nil
 	}
+	// A plugin that starts in the background wakes the runners that use
+	// it when it is ready.
+	for _, o := range r.outputs {
+		if x, ok := o.writer.(*external); ok {
+			x.whenReady(r.pluginReady)
+		}
+	}
+	for _, n := range r.notifiers {
+		if x, ok := n.notifier.(*external); ok {
+			x.whenReady(n.signal)
+		}
+	}
 	return r, nil
 }
 
@@ -307,14 +330,15 @@ func (a *Agent) closeInstances(insts []any) {
 }
 
 // buildOnce builds the configured plugins and runners for Run or Fetch; an
-// agent starts once.
-func (a *Agent) buildOnce(ctx context.Context, what string) (*plugins, []*svidRunner, error) {
+// agent starts once. With background (Run), writer and notifier plugins
+// start in the background.
+func (a *Agent) buildOnce(ctx context.Context, what string, background bool) (*plugins, []*svidRunner, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.built != nil {
 		return nil, nil, fmt.Errorf("%s: the agent was already started", what)
 	}
-	b, runners, err := a.build(ctx, a.cfg, nil, nil)
+	b, runners, err := a.build(ctx, a.cfg, nil, nil, background)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -333,7 +357,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.cfg.DaemonMode {
 		return a.Fetch(ctx)
 	}
-	b, runners, err := a.buildOnce(ctx, "running agent")
+	b, runners, err := a.buildOnce(ctx, "running agent", true)
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,14 @@
 // every writer, and then announced to every notifier. Updates that arrive
 // while a delivery runs coalesce, and the last one is always delivered. A
 // failed notification is tried again with backoff until it succeeds or a
-// newer delivery supersedes it.
+// newer delivery supersedes it. At Run's start, writer and notifier
+// plugins compile or start in the background: the built-in writers deliver
+// at once, and a plugin gets the latest delivery when it is ready.
 //
 // Where things are: agent.go builds the plugins and runners; svid.go is
 // one svid block's pipeline (issue, verify, write); notify.go a notifier's
-// runner; reload.go hot reload; health.go the probes and the health
+// runner; external.go the external plugins and their background start;
+// reload.go hot reload; health.go the probes and the health
 // server; status.go /status. External plugins come from
 // internal/plugin/load, the one place that opens them; the agent sees only
 // hostapi interfaces.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi"
@@ -31,62 +33,272 @@ func (a *Agent) stateDir(cfg *Config) (string, error) {
 // openExternal opens the plugin block e, once: every reference shares the
 // instance. It returns the hostapi implementation of kind. With prev (a
 // reload), the previous instance is kept when e is unchanged (keepExternal).
+//
+// In a background build (the agent's first start, see build), a writer or
+// notifier plugin starts in a goroutine of its own, so that no delivery
+// waits for it: the sha256 pin is checked at once, and the *external
+// returned stands for the plugin until it is ready. An issuer plugin
+// always starts before openExternal returns: every delivery of its svid
+// blocks needs it, and what it is (a pushing or a signing issuer) is
+// known only once it started.
 func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi.Kind, e *config.External) (any, error) {
-	p, ok := b.externals[e.Name]
+	x, ok := b.externals[e.Name]
 	if !ok && prev != nil {
-		p, ok = a.keepExternal(b, prev, e)
+		x, ok = a.keepExternal(b, prev, e)
 	}
 	if !ok {
 		dir, err := a.stateDir(b.cfg)
 		if err != nil {
 			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 		}
-		c, err := load.Open(ctx, e, load.Env{
-			Logger:    a.log,
-			StateDir:  dir,
-			CacheDir:  filepath.Join(dir, "wasm-cache"),
-			Metrics:   a.metrics,
-			OnRestart: a.pluginRestarted(e.Name, e.Runtime),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
-		}
-		a.recordPin(e, c)
-		var callTimeout time.Duration
-		if e.Runtime == config.RuntimeCommand { // the WASM runtime enforces its own
-			callTimeout = e.Limits.Timeout
-			if callTimeout <= 0 {
-				callTimeout = config.MaxPluginTimeout(kind)
+		x = &external{name: e.Name, kind: kind, ready: make(chan struct{})}
+		if b.background && kind != hostapi.KindIssuer {
+			if err := precheck(e); err != nil {
+				return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 			}
+			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			x.cancel = cancel
+			go func() {
+				select {
+				case a.starts <- struct{}{}:
+					defer func() { <-a.starts }()
+				case <-sctx.Done():
+					x.finish(nil, fmt.Errorf("loading plugin %q: the agent stopped before it started", e.Name))
+					return
+				}
+				p, err := a.startExternal(sctx, dir, kind, e)
+				if err != nil && sctx.Err() == nil { // else Close stopped it: no failure
+					a.log.Error("plugin failed to start; its writers and notifiers get nothing until it is fixed and the configuration reloaded",
+						"component", string(kind), "plugin", e.Name, "error", err)
+				}
+				x.finish(p, err)
+			}()
+		} else {
+			p, err := a.startExternal(ctx, dir, kind, e)
+			if err != nil {
+				return nil, err
+			}
+			x.finish(p, nil)
 		}
-		p, err = adapter.Open(ctx, c, adapter.Settings{
-			Kind: kind, Name: e.Name, ConfigJSON: e.ConfigJSON, CallTimeout: callTimeout,
-			Logger:      a.log.With("component", string(kind), "plugin", e.Name),
-			HostVersion: hostVersion, HostServices: c.HostServices(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
-		}
-		b.externals[e.Name] = p
-		b.all = append(b.all, p) // closed with the rest
-		b.fresh = append(b.fresh, p)
+		b.externals[e.Name] = x
+		b.all = append(b.all, x) // closed with the rest
+		b.fresh = append(b.fresh, x)
 		b.extState[e.Name] = extState{key: externalKey(e), sha256: fileSHA256(e.Path)}
-		a.log.Info("plugin loaded", "component", string(kind), "plugin", e.Name, "runtime", e.Runtime,
-			"name", p.Info().Name, "version", p.Info().Version, "service", p.Info().Service)
 	}
+	if x.kind != kind {
+		return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, x.kind, kind)
+	}
+	if kind == hostapi.KindIssuer {
+		// Started already: issuers never start in the background.
+		p, err := x.plugin()
+		if err != nil {
+			return nil, err
+		}
+		return p.Issuer(), nil // startExternal checked it is one
+	}
+	return x, nil
+}
+
+// startExternal loads and configures the plugin block e as a plugin of
+// kind: the runtime compiles or starts it (load.Open), then the adapter
+// negotiates, validates and configures it (adapter.Open).
+func (a *Agent) startExternal(ctx context.Context, dir string, kind hostapi.Kind, e *config.External) (*adapter.Plugin, error) {
+	c, err := a.openConn(ctx, e, load.Env{
+		Logger:    a.log,
+		StateDir:  dir,
+		CacheDir:  filepath.Join(dir, "wasm-cache"),
+		Metrics:   a.metrics,
+		OnRestart: a.pluginRestarted(e.Name, e.Runtime),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
+	}
+	a.recordPin(e, c)
+	var callTimeout time.Duration
+	if e.Runtime == config.RuntimeCommand { // the WASM runtime enforces its own
+		callTimeout = e.Limits.Timeout
+		if callTimeout <= 0 {
+			callTimeout = config.MaxPluginTimeout(kind)
+		}
+	}
+	p, err := adapter.Open(ctx, c, adapter.Settings{
+		Kind: kind, Name: e.Name, ConfigJSON: e.ConfigJSON, CallTimeout: callTimeout,
+		Logger:      a.log.With("component", string(kind), "plugin", e.Name),
+		HostVersion: hostVersion, HostServices: c.HostServices(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
+	}
+	var wrong bool
 	switch kind {
 	case hostapi.KindIssuer:
-		if i := p.Issuer(); i != nil {
-			return i, nil
-		}
+		wrong = p.Issuer() == nil
 	case hostapi.KindWriter:
-		if w := p.Writer(); w != nil {
-			return w, nil
-		}
+		wrong = p.Writer() == nil
 	case hostapi.KindNotifier:
-		if n := p.Notifier(); n != nil {
-			return n, nil
+		wrong = p.Notifier() == nil
+	}
+	if wrong {
+		_ = p.Close()
+		return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, p.Info().Service, kind)
+	}
+	a.log.Info("plugin loaded", "component", string(kind), "plugin", e.Name, "runtime", e.Runtime,
+		"name", p.Info().Name, "version", p.Info().Version, "service", p.Info().Service)
+	return p, nil
+}
+
+// precheck does at once what the start of e would find wrong without
+// running anything, so that a plugin that starts in the background still
+// fails the agent's start on it: a runtime this build lacks, and a file
+// that does not match its sha256 pin (the runtime checks again what it
+// runs).
+func precheck(e *config.External) error {
+	if e.Runtime == config.RuntimeCommand {
+		if err := load.CommandRuntimeErr(); err != nil {
+			return fmt.Errorf("opening plugin %q: %w", e.Name, err)
 		}
 	}
-	return nil, fmt.Errorf("loading plugin %q: it was opened as a %s, not a %s", e.Name, p.Info().Service, kind)
+	if e.InsecureSkipChecksum || e.SHA256 == "" { // the runtime says what to do about a missing pin
+		return nil
+	}
+	sum, err := load.HashFile(e.Path)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(sum, e.SHA256) {
+		return fmt.Errorf("plugin %q (%s): sha256 mismatch: config pins %s, file has %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
+			e.Name, e.Path, strings.ToLower(e.SHA256), sum, e.Path)
+	}
+	return nil
+}
+
+// external is an opened plugin block, shared by every reference to it. It
+// is the writer or notifier of its svid blocks: until its start ended,
+// Write and Notify return a *notStartedError, which the svid runner and the
+// notifier runner take as "not yet" rather than as a failure; they are
+// woken when it is ready (whenReady) and deliver the latest rotation then.
+type external struct {
+	name   string
+	kind   hostapi.Kind
+	ready  chan struct{}      // closed when the start ended, either way
+	cancel context.CancelFunc // stops a start in flight; nil when it started in the foreground
+
+	// Set before ready is closed.
+	p   *adapter.Plugin // the started plugin, or nil
+	err error           // why it did not start
+
+	mu      sync.Mutex
+	onReady []func() // called once the start ended
+}
+
+// notStartedError is what an external plugin's Write and Notify return
+// while it is starting, or after it failed to start.
+type notStartedError struct {
+	plugin   string
+	starting bool
+	err      error // why the start failed
+}
+
+func (e *notStartedError) Error() string {
+	if e.starting {
+		return fmt.Sprintf("plugin %q is still starting; it gets the latest credentials once it is ready", e.plugin)
+	}
+	return fmt.Sprintf("plugin %q failed to start, so it gets nothing until it is fixed and the configuration reloaded: %v", e.plugin, e.err)
+}
+
+func (e *notStartedError) Unwrap() error { return e.err }
+
+// finish records the outcome of the start and calls the onReady hooks.
+func (x *external) finish(p *adapter.Plugin, err error) {
+	x.p, x.err = p, err
+	close(x.ready)
+	x.mu.Lock()
+	hooks := x.onReady
+	x.onReady = nil
+	x.mu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
+}
+
+// whenReady has f called once the start ended, unless it has already.
+// f must not block.
+func (x *external) whenReady(f func()) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	select {
+	case <-x.ready:
+	default:
+		x.onReady = append(x.onReady, f)
+	}
+}
+
+// plugin returns the started plugin, or a *notStartedError.
+func (x *external) plugin() (*adapter.Plugin, error) {
+	select {
+	case <-x.ready:
+		if x.err != nil {
+			return nil, &notStartedError{plugin: x.name, err: x.err}
+		}
+		return x.p, nil
+	default:
+		return nil, &notStartedError{plugin: x.name, starting: true}
+	}
+}
+
+// starting reports whether the start is still under way.
+func (x *external) starting() bool {
+	select {
+	case <-x.ready:
+		return false
+	default:
+		return true
+	}
+}
+
+// Write implements hostapi.Writer.
+func (x *external) Write(ctx context.Context, set *hostapi.CredentialSet) (*hostapi.WriteResult, error) {
+	p, err := x.plugin()
+	if err != nil {
+		return nil, err
+	}
+	return p.Writer().Write(ctx, set)
+}
+
+// Notify implements hostapi.Notifier.
+func (x *external) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+	p, err := x.plugin()
+	if err != nil {
+		return err
+	}
+	return p.Notifier().Notify(ctx, ev)
+}
+
+// Close stops a start in flight and waits for it, or closes the started
+// plugin.
+func (x *external) Close() error {
+	if x.starting() && x.cancel != nil {
+		x.cancel()
+	}
+	<-x.ready
+	var err error
+	if x.p != nil {
+		err = x.p.Close()
+	}
+	if x.cancel != nil {
+		x.cancel()
+	}
+	return err
+}
+
+// notStarted returns the *notStartedError inst reports when it is an
+// external plugin that has not started, else nil.
+func notStarted(inst any) *notStartedError {
+	x, ok := inst.(*external)
+	if !ok {
+		return nil
+	}
+	_, err := x.plugin()
+	ns, _ := err.(*notStartedError)
+	return ns
 }

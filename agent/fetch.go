@@ -15,7 +15,7 @@ import (
 // Notifiers do not run: as with spiffe-helper, a one-shot fetch starts no
 // command and signals no process.
 func (a *Agent) Fetch(ctx context.Context) error {
-	b, runners, err := a.buildOnce(ctx, "fetching")
+	b, runners, err := a.buildOnce(ctx, "fetching", false)
 	if err != nil {
 		return err
 	}
@@ -85,11 +85,11 @@ func (r *svidRunner) fetchAttempt(ctx context.Context) error {
 	r.mu.Lock()
 	r.pending |= r.allChanges()
 	r.mu.Unlock()
-	snap, ch, ok := r.take()
+	snap, ch, _, ok := r.take()
 	if !ok {
 		return errors.New("the issuer's answer was incomplete")
 	}
-	if failed := r.deliver(ctx, snap, ch); failed {
+	if failed := r.deliver(ctx, snap, ch, false); failed {
 		return r.firstWriteErr()
 	}
 	r.mu.Lock()

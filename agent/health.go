@@ -33,6 +33,9 @@ type Status struct {
 	LastRotation *time.Time `json:"last_rotation,omitempty"`
 	// Plugins are the configured plugins, built-in and external.
 	Plugins []PluginStatus `json:"plugins"`
+	// Starting names the external plugins still starting in the
+	// background; their outputs are not ready until they deliver.
+	Starting []string `json:"starting,omitempty"`
 	// Reload is the outcome of the configuration reloads, when the agent
 	// reloads (WithConfigPath, WithReload).
 	Reload *ReloadStatus `json:"reload,omitempty"`
@@ -58,6 +61,8 @@ type OutputStatus struct {
 	NotAfter  *time.Time `json:"not_after,omitempty"`
 	LastWrite *time.Time `json:"last_write,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
+	// Starting is set while the writer's plugin is still starting.
+	Starting bool `json:"starting,omitempty"`
 }
 
 // NotifierStatus is the state of one notifier.
@@ -70,6 +75,9 @@ type NotifierStatus struct {
 	Retrying    bool       `json:"retrying,omitempty"`
 	Attempts    int        `json:"attempts,omitempty"`
 	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// Starting is set while the notifier's plugin is still starting; it
+	// gets the latest rotation once it is ready.
+	Starting bool `json:"starting,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -120,6 +128,9 @@ func (a *Agent) Status() Status {
 				if o.lastErr != nil {
 					os.LastError = o.lastErr.Error()
 				}
+				if ns := notStarted(o.writer); ns != nil {
+					os.LastError, os.Starting = ns.Error(), ns.starting
+				}
 			case o.lastErr != nil:
 				os.LastError = o.lastErr.Error()
 			case !now.Before(o.notAfter):
@@ -139,6 +150,9 @@ func (a *Agent) Status() Status {
 			ns := NotifierStatus{Notifier: n.name, Calls: n.calls}
 			if n.lastErr != nil {
 				ns.LastError = n.lastErr.Error()
+			}
+			if e := notStarted(n.notifier); e != nil {
+				ns.LastError, ns.Starting = e.Error(), e.starting
 			}
 			if !n.nextTry.IsZero() {
 				ns.Retrying, ns.Attempts, ns.NextAttempt = true, n.failures, timePtr(n.nextTry)

@@ -19,7 +19,7 @@ func (a *Agent) FetchJWT(ctx context.Context, svid string, audiences []string) (
 	if len(audiences) == 0 || audiences[0] == "" {
 		return nil, errors.New("fetching a JWT-SVID: no audience; give the service the token is presented to")
 	}
-	b, runners, err := a.buildOnce(ctx, "fetching a JWT-SVID")
+	b, runners, err := a.buildOnce(ctx, "fetching a JWT-SVID", false)
 	if err != nil {
 		return nil, err
 	}

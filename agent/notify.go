@@ -55,10 +55,30 @@ func (n *notifierRunner) post(ev *hostapi.RotationEvent) {
 	}
 	n.next = ev
 	n.mu.Unlock()
+	n.signal()
+}
+
+// signal wakes the runner; it never blocks.
+func (n *notifierRunner) signal() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
+}
+
+// hold keeps ev for later because the notifier's plugin has not started
+// (ns): an event posted meanwhile is merged into it, latest wins, and the
+// plugin's whenReady hook wakes the runner to deliver it.
+func (n *notifierRunner) hold(ev *hostapi.RotationEvent, ns *notStartedError) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.next != nil { // newer
+		merged := *n.next
+		merged.Reason |= ev.Reason
+		merged.Initial = merged.Initial || ev.Initial
+		ev = &merged
+	}
+	n.next, n.lastErr = ev, ns
 }
 
 // postFirst posts ev only if no event was posted before.
@@ -84,7 +104,8 @@ const notifyFailedMsg = "notifying failed; it is tried again with backoff until 
 // retry_backoff, else the notifier's own first delay, else the agent's
 // retry minimum; up to the agent's maximum) until it succeeds
 // or a newer event supersedes it: the newer one is delivered instead, with
-// the reasons of both, and the older one never after it.
+// the reasons of both, and the older one never after it. An event for a
+// plugin that has not started waits for it (hold), and is not a failure.
 func (n *notifierRunner) run(ctx context.Context, l *loop) {
 	bo := backoff{min: n.a.retryMin, max: n.a.retryMax}
 	if rb, ok := n.notifier.(retryBackoffer); ok && rb.RetryBackoff() > 0 {
@@ -130,6 +151,10 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 			ev = failed
 			retry, retryC, failed = nil, nil, nil
 			n.a.metrics.NotifyRetry(n.svid, n.name)
+		}
+		if ns := notStarted(n.notifier); ns != nil {
+			n.hold(ev, ns)
+			continue
 		}
 		l.busy()
 		start := time.Now()

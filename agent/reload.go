@@ -18,7 +18,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/internal/config"
-	"github.com/svidagent/svidagent/internal/plugin/adapter"
 )
 
 // WithConfigPath makes Run reload the configuration from path (with
@@ -136,11 +135,15 @@ func fileSHA256(path string) string {
 // settings are unchanged and so is its file. A file that changed under an
 // unchanged pin is not loaded: the running instance is kept and the
 // mismatch is recorded in b.problems. Without a pin
-// (insecure_skip_checksum), a changed file is loaded.
-func (a *Agent) keepExternal(b, prev *plugins, e *config.External) (*adapter.Plugin, bool) {
+// (insecure_skip_checksum), a changed file is loaded. An instance that
+// failed to start is not kept: the reload starts it again.
+func (a *Agent) keepExternal(b, prev *plugins, e *config.External) (*external, bool) {
 	old, ok := prev.externals[e.Name]
 	st := prev.extState[e.Name]
 	if !ok || st.key != externalKey(e) {
+		return nil, false
+	}
+	if _, err := old.plugin(); err != nil && !old.starting() {
 		return nil, false
 	}
 	if cur := fileSHA256(e.Path); cur != st.sha256 {
@@ -248,7 +251,7 @@ func (r *svidRunner) carry(old *svidRunner, keptIssuer bool) {
 	for _, o := range r.outputs {
 		if prev, ok := outs[o.name]; ok && keptPlugin(r.a.builtPlugins(), instanceKey(r.src.Name, hostapi.KindWriter, o.name), pluginOf(r.src.Writers, o.name)) {
 			o.written, o.lastWrite, o.lastErr = prev.written, prev.lastWrite, prev.lastErr
-			o.spiffeID, o.serial, o.notAfter, o.paths = prev.spiffeID, prev.serial, prev.notAfter, prev.paths
+			o.spiffeID, o.serial, o.notAfter, o.paths, o.behind = prev.spiffeID, prev.serial, prev.notAfter, prev.paths, prev.behind
 		}
 	}
 	for _, n := range r.notifiers {
@@ -332,7 +335,7 @@ func (a *Agent) buildForReload(ctx context.Context, cfg *Config, prev *plugins, 
 			b, runners, err = nil, nil, fmt.Errorf("building the plugins panicked: %v", r)
 		}
 	}()
-	return a.build(ctx, cfg, prev, prevRunners)
+	return a.build(ctx, cfg, prev, prevRunners, false)
 }
 
 // Reload applies a new configuration to the running agent, make before

@@ -44,6 +44,10 @@ const (
 	PluginOK          = "ok"
 	PluginFailing     = "failing"
 	PluginBreakerOpen = "breaker open"
+	// PluginStarting is an external plugin still starting in the
+	// background: its writers and notifiers get the latest credentials
+	// once it is ready.
+	PluginStarting = "starting"
 )
 
 // PluginStatus is the state of one configured plugin instance.
@@ -70,7 +74,7 @@ type PluginStatus struct {
 	// FileError says why an external plugin's file on disk cannot be
 	// hashed (it was removed, or is unreadable).
 	FileError string `json:"file_error,omitempty"`
-	// State is "ok", "failing" or "breaker open".
+	// State is "ok", "failing", "breaker open" or "starting".
 	State string `json:"state"`
 	// Restarts counts an external plugin's restarts after failures.
 	Restarts  uint64 `json:"restarts"`
@@ -89,7 +93,7 @@ type externalMeta struct {
 
 type extMeta struct {
 	runtime  string
-	sha256   string
+	sha256   atomic.Pointer[string] // set by a start, which may run in the background
 	restarts atomic.Uint64
 	file     fileCheck
 }
@@ -165,9 +169,11 @@ func (a *Agent) pluginRestarted(name, runtime string) func() {
 func (a *Agent) recordPin(e *config.External, c load.Conn) {
 	m := a.externals.meta(e.Name, e.Runtime)
 	if h, ok := c.(interface{ SHA256() string }); ok && h.SHA256() != "" {
-		m.sha256 = h.SHA256()
+		sum := h.SHA256()
+		m.sha256.Store(&sum)
 	} else {
-		m.sha256 = strings.ToLower(e.SHA256)
+		sum := strings.ToLower(e.SHA256)
+		m.sha256.Store(&sum)
 	}
 }
 
@@ -211,9 +217,9 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 	st.Plugins = []PluginStatus{}
 	a.mu.Lock()
 	cfg, built := a.cfg, a.built
-	var externals map[string]*adapter.Plugin
+	var externals map[string]*external
 	if built != nil {
-		externals = make(map[string]*adapter.Plugin, len(built.externals))
+		externals = make(map[string]*external, len(built.externals))
 		for k, v := range built.externals {
 			externals[k] = v
 		}
@@ -301,8 +307,8 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 	for _, e := range ext {
 		ps := PluginStatus{Name: e.Name, Kind: string(e.Kind), Runtime: e.Runtime, SHA256: strings.ToLower(e.SHA256), State: PluginOK}
 		if m := a.externals.get(e.Name); m != nil {
-			if m.sha256 != "" {
-				ps.SHA256 = m.sha256
+			if sum := m.sha256.Load(); sum != nil && *sum != "" {
+				ps.SHA256 = *sum
 			}
 			ps.Restarts = m.restarts.Load()
 			if ps.SHA256 != "" && e.Path != "" {
@@ -314,7 +320,20 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 				}
 			}
 		}
-		if p := externals[e.Name]; p != nil {
+		x := externals[e.Name]
+		p, err := (*adapter.Plugin)(nil), error(nil)
+		if x != nil {
+			p, err = x.plugin()
+		}
+		switch {
+		case x == nil:
+			ps.State, ps.LastError = PluginFailing, "not loaded"
+		case x.starting():
+			ps.State = PluginStarting
+			st.Starting = append(st.Starting, e.Name)
+		case err != nil:
+			ps.State, ps.LastError = PluginFailing, err.Error()
+		default:
 			ps.Type = p.Info().Name
 			bs := p.Status()
 			ps.LastError = bs.LastError
@@ -324,8 +343,6 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 			case bs.State == adapter.BreakerHalfOpen || bs.ConsecutiveFailures > 0:
 				ps.State = PluginFailing
 			}
-		} else {
-			ps.State, ps.LastError = PluginFailing, "not loaded"
 		}
 		st.Plugins = append(st.Plugins, ps)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type output struct {
 	serial    string
 	notAfter  time.Time // earliest expiry among what it delivered
 	paths     []string
+	// behind is set when a delivery passed the writer by because its
+	// plugin was still starting: it gets the current snapshot once ready.
+	behind bool
 }
 
 // svidRunner keeps one svid block fresh: its sources merge updates into a
@@ -58,6 +62,7 @@ type svidRunner struct {
 	lastX509  []hostapi.X509Identity // what the last delivery carried, for status
 	lastJWT   []hostapi.JWTIdentity
 	replay    bool                 // the snapshot was carried over by a reload: see carry
+	catchUp   bool                 // a writer's plugin became ready: see pluginReady
 	renew     map[string]time.Time // next renewal of each pull loop ("x509", "jwt")
 }
 
@@ -166,17 +171,35 @@ func (r *svidRunner) allChanges() hostapi.Changes {
 	return ch
 }
 
+// pluginReady is called when the plugin of one of r's writers ended its
+// start: the worker then delivers the current snapshot to the writers it
+// passed by (output.behind).
+func (r *svidRunner) pluginReady() {
+	r.mu.Lock()
+	r.catchUp = true
+	r.mu.Unlock()
+	r.signal()
+}
+
 // take returns the snapshot and its changes when there is something
-// complete to deliver.
-func (r *svidRunner) take() (hostapi.Credentials, hostapi.Changes, bool) {
+// complete to deliver. With catchUp, there are no changes: the snapshot
+// goes to the writers that are behind only.
+func (r *svidRunner) take() (_ hostapi.Credentials, _ hostapi.Changes, catchUp, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pending == 0 || !r.completeLocked() {
-		return hostapi.Credentials{}, 0, false
+	catchUp, r.catchUp = r.catchUp, false
+	if !r.completeLocked() {
+		return hostapi.Credentials{}, 0, false, false
 	}
-	snap, ch := r.cur, r.pending
-	r.pending = 0
-	return snap, ch, true
+	if r.pending != 0 {
+		snap, ch := r.cur, r.pending
+		r.pending = 0
+		return snap, ch, false, true
+	}
+	if catchUp && slices.ContainsFunc(r.outputs, func(o *output) bool { return o.behind }) {
+		return r.cur, 0, true, true
+	}
+	return hostapi.Credentials{}, 0, false, false
 }
 
 // work is the worker loop: it delivers the latest complete snapshot each
@@ -192,18 +215,19 @@ func (r *svidRunner) work(ctx context.Context, l *loop) {
 		case <-retry:
 			retry = nil
 		}
-		snap, ch, ok := r.take()
+		snap, ch, catchUp, ok := r.take()
 		if !ok {
 			continue
 		}
 		l.busy()
-		failed := r.deliver(ctx, snap, ch)
+		failed := r.deliver(ctx, snap, ch, catchUp)
 		l.idle()
 		if failed {
 			// Deliver the same changes again later; a newer snapshot that
 			// arrives meanwhile supersedes them.
 			r.mu.Lock()
 			r.pending |= ch
+			r.catchUp = r.catchUp || catchUp
 			r.mu.Unlock()
 			retry = time.After(bo.next())
 		} else {
@@ -214,8 +238,15 @@ func (r *svidRunner) work(ctx context.Context, l *loop) {
 
 // deliver verifies the snapshot, writes it with every writer, then hands
 // the rotation event to the notifiers. It reports whether a writer failed.
-func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch hostapi.Changes) (failed bool) {
+// A writer whose plugin has not started is passed by, and is not a
+// failure: it gets the snapshot once ready (pluginReady), by a delivery
+// with catchUp, which writes to the writers that are behind only and
+// notifies only notifiers that were never notified.
+func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch hostapi.Changes, catchUp bool) (failed bool) {
 	start := time.Now()
+	if catchUp {
+		ch = r.allChanges()
+	}
 	set := &hostapi.CredentialSet{Name: r.cfg.Name, Changed: ch}
 	set.JWTSVIDs = snap.JWTSVIDs
 	set.JWTBundles = snap.JWTBundles
@@ -253,11 +284,12 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	for i, o := range r.outputs {
 		r.mu.Lock()
 		oset := *set
-		if !o.written {
+		if !o.written || o.behind {
 			oset.Changed = r.allChanges()
 		}
-		// A writer kept by a reload already holds a replayed snapshot.
-		skip := replay && o.written
+		// A writer kept by a reload already holds a replayed snapshot; a
+		// catch-up is for the writers behind only.
+		skip := (replay && o.written) || (catchUp && !o.behind)
 		r.mu.Unlock()
 		if skip {
 			results[i] = result{skip: true}
@@ -294,12 +326,16 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 
 	now := time.Now()
 	var paths []string
-	ok := 0
+	ok, wrote := 0, 0 // delivered (or kept by a reload), written now
 	r.mu.Lock()
 	for i, o := range r.outputs {
 		if results[i].skip {
 			ok++
 			paths = append(paths, o.paths...)
+			continue
+		}
+		if ns := (*notStartedError)(nil); errors.As(results[i].err, &ns) {
+			o.lastErr, o.behind = ns, ns.starting
 			continue
 		}
 		if err := results[i].err; err != nil {
@@ -311,13 +347,25 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			continue
 		}
 		ok++
-		o.written, o.lastWrite, o.lastErr = true, now, nil
+		wrote++
+		o.written, o.lastWrite, o.lastErr, o.behind = true, now, nil, false
 		o.spiffeID, o.serial, o.notAfter = spiffeID, serial, notAfter
 		o.paths = results[i].res.Paths
 		paths = append(paths, results[i].res.Paths...)
 	}
 	r.lastErr = nil
 	initial := !r.delivered
+	if catchUp && (wrote == 0 || !initial) {
+		// Nothing new, or the rotation that was delivered and notified
+		// before, now in the writers that were starting too.
+		r.mu.Unlock()
+		if wrote > 0 {
+			logID, logSerial, logNotAfter := loggedIdentity(set)
+			r.log.Info("caught up the writers whose plugin finished starting", "spiffe_id", logID, "serial", logSerial,
+				"not_after", logNotAfter, "writers", wrote, "duration", writeDur)
+		}
+		return failed
+	}
 	if ok > 0 {
 		r.delivered = true
 		r.lastRot = now
@@ -346,7 +394,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 		Paths:   paths,
 	}
 	for _, n := range r.notifiers {
-		if replay {
+		if replay || catchUp {
 			n.postFirst(ev) // a notifier kept by a reload has seen it
 		} else {
 			n.post(ev)

@@ -129,6 +129,9 @@ func printStatus(w io.Writer, st agent.Status, color bool) {
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem:        %s\n", p)
 	}
+	if len(st.Starting) > 0 {
+		fmt.Fprintf(w, "starting:       %s\n", strings.Join(st.Starting, ", "))
+	}
 	for _, s := range st.SVIDs {
 		for _, n := range s.Notifiers {
 			if !n.Retrying {
@@ -210,6 +213,9 @@ func cleanStatus(st *agent.Status) {
 	st.Version = c(st.Version)
 	for i := range st.Problems {
 		st.Problems[i] = c(st.Problems[i])
+	}
+	for i := range st.Starting {
+		st.Starting[i] = c(st.Starting[i])
 	}
 	for i := range st.Identities {
 		id := &st.Identities[i]

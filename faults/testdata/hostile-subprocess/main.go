@@ -11,11 +11,14 @@
 //	"exit"    exit with status 3 before the go-plugin handshake;
 //	"hang"    sleep for an hour before the handshake;
 //	"garbage" print lines that are not a handshake on stdout, then sleep;
-//	"crash"   complete the handshake, then exit with status 3 in Validate.
+//	"crash"   complete the handshake, then exit with status 3 in Validate;
+//	"wait:F"  wait until the file F exists, then serve normally (a plugin
+//	          whose start is slow, for as long as the test wants).
 //
 // config:
 //
-//	mode   "ok" (default): log "notified" on each Notify;
+//	mode   "ok" (default): log "notified" on each Notify, with the first
+//	       X509-SVID's serial;
 //	       "spawn": at Configure, start `sh -c 'trap "" TERM; exec sleep
 //	       1000'` in a new session (setsid), with
 //	       SVIDAGENT_TEST_MARKER=<marker> in its environment, and log
@@ -35,6 +38,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -114,7 +118,11 @@ func (notifier) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
 		}
 		return errors.New("allocated 8 GiB unhindered")
 	}
-	goplugin.Logger().Info("notified", "name", ev.Name)
+	var serial string
+	if len(ev.X509) > 0 {
+		serial = ev.X509[0].Serial
+	}
+	goplugin.Logger().Info("notified", "name", ev.Name, "serial", serial)
 	return nil
 }
 
@@ -129,6 +137,15 @@ func main() {
 			fmt.Println("hello from a plugin that does not speak go-plugin")
 		}
 		time.Sleep(time.Hour)
+	default:
+		if f, ok := strings.CutPrefix(start, "wait:"); ok {
+			for {
+				if _, err := os.Stat(f); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 	goplugin.Serve(sdk.Info{Name: "hostile-subprocess", Version: "0.1.0"}, notifier{})
 }
