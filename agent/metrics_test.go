@@ -261,9 +261,9 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatalf("identities %+v, want 1", raw.Identities)
 	}
 	id := raw.Identities[0]
-	if id.SVID != "web" || id.SPIFFEID != webID.String() || id.Type != "x509" || id.Serial != fmt.Sprintf("%x", leaf.SerialNumber) ||
+	if id.SVID != "web" || id.SPIFFEID != webID.String() || id.Type != "x509" || id.Serial != serialOf(s) ||
 		!id.NotBefore.Equal(leaf.NotBefore) || !id.NotAfter.Equal(leaf.NotAfter) {
-		t.Errorf("identity %+v, want the delivered cert (serial %x, %v to %v)", id, leaf.SerialNumber, leaf.NotBefore, leaf.NotAfter)
+		t.Errorf("identity %+v, want the delivered cert (serial %s, %v to %v)", id, serialOf(s), leaf.NotBefore, leaf.NotAfter)
 	}
 	if id.TimeLeft <= 3000 || id.TimeLeft > 3600 || id.Remaining <= 0.8 || id.Remaining > 1 {
 		t.Errorf("time left %vs, remaining %v: want about an hour, above 0.8", id.TimeLeft, id.Remaining)
