@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/svidagent/svidagent/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/svidagent/svidagent/internal/fakeworkloadapi"
 	"github.com/svidagent/svidagent/internal/testca"
+	"github.com/svidagent/svidagent/internal/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,11 +155,14 @@ plugin "spawner" {
 `, bin, sum, marker)+nativeConfig(srv.Addr(), filepath.Join(dir, "out"), "flat", freePort(t), `  notifier "spawner" {}`))
 		p := startAgent(t, dir, "run", "-config", "agent.hcl")
 		p.waitLog(t, 0, 60*time.Second, "the plugin's spawned line", func(r logRecord) bool { return r.Msg == "spawned" })
-		escaped := markedProcs(marker, 0)
 		t.Cleanup(func() { killAll(markedProcs(marker, 0)) })
-		if len(escaped) == 0 {
-			t.Fatal("the plugin's setsid grandchild is not running")
-		}
+		// The plugin logs "spawned" once its sh has started; the sh may
+		// still be exec'ing sleep, when its environ cannot be read.
+		var escaped []int
+		testkit.WaitFor(t, 10*time.Second, "the plugin's setsid grandchild", func() bool {
+			escaped = markedProcs(marker, 0)
+			return len(escaped) > 0
+		})
 		plugins := pluginProcs(filepath.Join(dir, "state", "plugins"))
 		killAgent(t, p)
 		var pids []int
