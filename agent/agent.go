@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -51,6 +52,13 @@ func WithHealthListener(ln net.Listener) Option { return func(a *Agent) { a.heal
 // agent is ready.
 func WithOnDelivery(f func(svid string)) Option { return func(a *Agent) { a.onDelivery = f } }
 
+// WithOnSettled has f called once, on a goroutine of its own, when Run's
+// start-up has settled: credentials have been delivered and no plugin of
+// the first build is still starting (or none was to start). f may take its
+// time. The svidagent binary gives start-up memory back to the system
+// then.
+func WithOnSettled(f func()) Option { return func(a *Agent) { a.onSettled = f } }
+
 // WithRetry sets the jittered exponential backoff bounds for failed issues
 // and writes. Default: 500ms to 30s.
 func WithRetry(min, max time.Duration) Option {
@@ -60,6 +68,10 @@ func WithRetry(min, max time.Duration) Option {
 // Agent keeps the configured credentials fresh. Create it with New.
 type Agent struct {
 	onDelivery   func(svid string)
+	onSettled    func()    // WithOnSettled
+	settle       sync.Once // calls onSettled
+	delivered    atomic.Bool
+	pending      atomic.Int64 // plugins starting in the background
 	cfg          *Config
 	log          *slog.Logger
 	healthLn     net.Listener
@@ -430,3 +442,12 @@ func (a *Agent) startRunner(ctx context.Context, r *svidRunner) {
 
 // metricsErr counts an error of the svid block at stage (metrics.Stage*).
 func (a *Agent) metricsErr(svid, stage string) { a.metrics.Error(svid, stage) }
+
+// maybeSettled calls onSettled, once, when credentials have been delivered
+// and no plugin is starting in the background (WithOnSettled).
+func (a *Agent) maybeSettled() {
+	if a.onSettled == nil || !a.delivered.Load() || a.pending.Load() != 0 {
+		return
+	}
+	a.settle.Do(func() { go a.onSettled() })
+}

@@ -285,3 +285,61 @@ func TestStopWhilePluginStarts(t *testing.T) {
 		t.Errorf("a start cancelled by the stop was logged as a failure:\n%s", logs)
 	}
 }
+
+// TestOnSettled: the WithOnSettled hook runs once, only when credentials
+// have been delivered and no plugin is still starting: not at the first
+// delivery while a writer plugin starts, once that start has ended, and
+// not again at later rotations. Without plugins it runs after the first
+// delivery.
+func TestOnSettled(t *testing.T) {
+	ca := newTestCA(t, "example.org")
+	rotate := func(iss *pushIssuer, w *recWriter) {
+		t.Helper()
+		iss.updates <- &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svidOf(t, ca, webID, time.Hour)}, X509Bundles: bundleOf(ca)}
+		recv(t, w.wrote, "the built-in writer's delivery")
+	}
+	t.Run("plugin starting", func(t *testing.T) {
+		iss := &pushIssuer{updates: make(chan *hostapi.Credentials)}
+		w := newRecWriter()
+		slow := &plugWriter{wrote: make(chan *hostapi.CredentialSet, 100)}
+		gate := make(chan struct{})
+		s := svidCfg("fake-push", w)
+		s.Writers = append(s.Writers, externalWriter("slow"))
+		cfg := &config.Config{DaemonMode: true, StateDir: t.TempDir(),
+			Issuers: []config.Plugin{plugin("fake-push", iss)}, SVIDs: []config.SVID{s}}
+		settled := make(chan struct{}, 10)
+		runWith(t, cfg, agent.WithPluginOpener(opener(map[string]any{"slow": slow}, map[string]chan struct{}{"slow": gate})),
+			agent.WithOnSettled(func() { settled <- struct{}{} }))
+		rotate(iss, w)
+		rotate(iss, w) // the first delivery's hook, had it fired, has had time to
+		select {
+		case <-settled:
+			t.Fatal("settled while a writer plugin was still starting")
+		default:
+		}
+		close(gate)
+		recv(t, slow.wrote, "the plugin's catch-up delivery")
+		recv(t, settled, "the settled hook once the plugin started")
+		rotate(iss, w)
+		recv(t, slow.wrote, "the plugin's delivery of the third rotation")
+		select {
+		case <-settled:
+			t.Fatal("the settled hook ran twice")
+		default:
+		}
+	})
+	t.Run("no plugin", func(t *testing.T) {
+		iss := &pushIssuer{updates: make(chan *hostapi.Credentials)}
+		w := newRecWriter()
+		cfg := &config.Config{DaemonMode: true, Issuers: []config.Plugin{plugin("fake-push", iss)}, SVIDs: []config.SVID{svidCfg("fake-push", w)}}
+		settled := make(chan struct{}, 10)
+		runWith(t, cfg, agent.WithOnSettled(func() { settled <- struct{}{} }))
+		select {
+		case <-settled:
+			t.Fatal("settled before any delivery")
+		default:
+		}
+		rotate(iss, w)
+		recv(t, settled, "the settled hook after the first delivery")
+	})
+}

@@ -58,7 +58,12 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 			}
 			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			x.cancel = cancel
+			a.pending.Add(1)
 			go func() {
+				defer func() {
+					a.pending.Add(-1)
+					a.maybeSettled()
+				}()
 				select {
 				case a.starts <- struct{}{}:
 					defer func() { <-a.starts }()

@@ -383,6 +383,9 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	if r.a.onDelivery != nil {
 		r.a.onDelivery(r.cfg.Name)
 	}
+	if !r.a.delivered.Swap(true) {
+		r.a.maybeSettled()
+	}
 
 	ev := &hostapi.RotationEvent{
 		Name:    r.cfg.Name,
