@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -260,7 +259,7 @@ func runAgent(name string, args []string, stdout, stderr io.Writer, oneShot bool
 	log.Info("starting", "version", versionString(), "config", path, "format", string(cfg.Format), "daemon_mode", cfg.DaemonMode)
 	opts := []agent.Option{agent.WithLogger(log), agent.WithVersion(strings.TrimPrefix(versionString(), "svidagent ")), agent.WithConfigPath(path)}
 	if cfg.DaemonMode {
-		opts = append(opts, agent.WithOnDelivery(releaseAfterStart(log)))
+		opts = append(opts, agent.WithOnSettled(settle(log, len(cfg.Plugins) > 0)))
 	}
 	a := agent.New(cfg, opts...)
 	if cfg.DaemonMode {
@@ -292,29 +291,33 @@ func runAgent(name string, args []string, stdout, stderr io.Writer, oneShot bool
 	return exitOK
 }
 
-// releaseAfterStart returns an agent.WithOnDelivery hook that, once,
-// startUpSettle after the first delivery, drops the binary's start-up pages
-// from the process's resident set (internal/residency): a daemon then holds
-// what it uses, not what start-up touched.
-func releaseAfterStart(log *slog.Logger) func(string) {
-	var once sync.Once
-	return func(string) {
-		once.Do(func() {
-			time.AfterFunc(startUpSettle, func() {
-				before, after, err := residency.ReleaseExecutable()
-				if err != nil {
-					log.Warn("releasing start-up pages failed", "error", err)
-					return
-				}
-				log.Debug("start-up pages released", "resident_kib_before", before>>10, "resident_kib_after", after>>10)
-			})
-		})
+// startUpTail is how long after start-up settles the start-up pages are
+// released (see settle).
+const startUpTail = 5 * time.Second
+
+// settle is the agent's WithOnSettled hook: once start-up is over (the
+// first credentials delivered, every plugin started), it gives back what
+// start-up used. With plugins, the garbage of their compiles (hundreds of
+// MiB for a few Go WASM modules) goes back to the system at once rather
+// than when the runtime's scavenger gets to it; then the binary's start-up
+// pages are dropped from the resident set (internal/residency).
+func settle(log *slog.Logger, plugins bool) func() {
+	return func() {
+		if plugins {
+			debug.FreeOSMemory()
+		}
+		// The tail of start-up (the first collections, the Workload API
+		// stream's first messages) still touches code that is not used
+		// after: drop the pages once it has run.
+		time.Sleep(startUpTail)
+		before, after, err := residency.ReleaseExecutable()
+		if err != nil {
+			log.Warn("releasing start-up pages failed", "error", err)
+			return
+		}
+		log.Debug("start-up memory released", "executable_resident_kib_before", before>>10, "executable_resident_kib_after", after>>10)
 	}
 }
-
-// startUpSettle is how long after the first delivery the start-up pages are
-// released: long enough for the other svid blocks' first deliveries.
-const startUpSettle = 5 * time.Second
 
 func validate(args []string, stdout, stderr io.Writer) int {
 	_, path, cfg, code := loadCommand("validate", args, stderr, false)

@@ -108,7 +108,7 @@ func TestReleaseKeepsPrivateCopies(t *testing.T) {
 }
 
 // BenchmarkReleaseExecutable is what the daemon pays, once, 5 s after its
-// first delivery: two reads of /proc/self/smaps and one madvise per
+// start-up settles: two reads of /proc/self/smaps and one madvise per
 // mapping of the executable.
 func BenchmarkReleaseExecutable(b *testing.B) {
 	for b.Loop() {
