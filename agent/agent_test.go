@@ -356,6 +356,27 @@ func TestFetch(t *testing.T) {
 			t.Fatalf("wrote %d X509-SVIDs, %d JWT-SVIDs, JWT bundles %v; want one of each", len(set.X509SVIDs), len(set.JWTSVIDs), set.JWTBundles)
 		}
 	})
+	t.Run("pushing issuer gets no CSR", func(t *testing.T) {
+		// A pushing issuer owns its keys: a one-shot makes no key and no
+		// CSR for it, and writes the key it returned.
+		iss := &ownKeysIssuer{t: t, ca: ca}
+		w := newRecWriter()
+		cfg := &config.Config{
+			FetchTimeout: 10 * time.Second,
+			Issuers:      []config.Plugin{plugin("fake-ownkeys", iss)},
+			SVIDs:        []config.SVID{svidCfg("fake-ownkeys", w)},
+		}
+		if err := agent.New(cfg).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(iss.csrs) != 1 || iss.csrs[0] != nil {
+			t.Fatalf("the issuer was sent %d requests (the first CSR %d bytes); want one, without a CSR", len(iss.csrs), len(iss.csrs[0]))
+		}
+		set := recv(t, w.wrote, "the one write")
+		if set.X509SVIDs[0].PrivateKey == nil {
+			t.Fatal("the written SVID has no private key")
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		iss := &pullIssuer{t: t, ca: ca, ttl: time.Hour}
 		iss.failing.Store(true)

@@ -29,6 +29,8 @@ func init() {
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*pullIssuer), nil }})
 	registry.Register(registry.Module{ID: "issuer.fake-push", NewConfig: func() any { return nil },
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*pushIssuer), nil }})
+	registry.Register(registry.Module{ID: "issuer.fake-ownkeys", NewConfig: func() any { return nil },
+		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*ownKeysIssuer), nil }})
 	registry.Register(registry.Module{ID: "issuer.fake-rendezvous", NewConfig: func() any { return nil },
 		New: func(cfg any, _ registry.Env) (any, error) { return cfg.(*rendezvousIssuer), nil }})
 	registry.Register(registry.Module{ID: "writer.fake", NewConfig: func() any { return nil },
@@ -119,6 +121,24 @@ func (p *pushIssuer) Watch(ctx context.Context, _ *hostapi.IssueRequest, update 
 			update(c)
 		}
 	}
+}
+
+// ownKeysIssuer is a pushing issuer whose Issue answers with an SVID and
+// a key of its own, as the Workload API does, and records the CSRs it was
+// sent.
+type ownKeysIssuer struct {
+	pushIssuer
+	t    testing.TB
+	ca   *testca.CA
+	mu   sync.Mutex
+	csrs [][]byte
+}
+
+func (o *ownKeysIssuer) Issue(_ context.Context, req *hostapi.IssueRequest) (*hostapi.Credentials, error) {
+	o.mu.Lock()
+	o.csrs = append(o.csrs, req.CSR)
+	o.mu.Unlock()
+	return &hostapi.Credentials{X509SVIDs: []*x509svid.SVID{svidOf(o.t, o.ca, req.SPIFFEID, time.Hour)}, X509Bundles: bundleOf(o.ca)}, nil
 }
 
 // recWriter records what it was asked to write. While block is non-nil a

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -516,9 +517,16 @@ func (r *svidRunner) pullX509(ctx context.Context, l *loop, withJWTBundles bool)
 }
 
 func (r *svidRunner) issueX509(ctx context.Context, withJWTBundles bool) (*hostapi.Credentials, error) {
-	key, csr, err := newKeyAndCSR(r.id)
-	if err != nil {
-		return nil, err
+	// A pushing issuer (the Workload API, files on disk) owns its keys:
+	// Watch has no request to sign, and Issue ignores a CSR. Generating
+	// one for it would cost a one-shot a key and a signature for nothing.
+	var key crypto.Signer
+	var csr []byte
+	if _, push := r.issuer.(hostapi.Watcher); !push {
+		var err error
+		if key, csr, err = newKeyAndCSR(r.id); err != nil {
+			return nil, err
+		}
 	}
 	req := &hostapi.IssueRequest{
 		SPIFFEID:   r.id,

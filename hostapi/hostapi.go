@@ -55,10 +55,12 @@ type IssueRequest struct {
 	// X509 asks for X509-SVIDs and the X.509 bundles.
 	X509 bool
 	// CSR is a DER PKCS#10 request signed with a key the core generated.
-	// Present when X509 is set. An issuer that signs the CSR returns the
-	// chain with a nil PrivateKey and the core attaches its key; the key
-	// never leaves the agent. An issuer that owns its keys (the Workload
-	// API) ignores it.
+	// Present when X509 is set, except for an issuer that is also a
+	// [Watcher]: a pushing issuer owns its keys (Watch has no request to
+	// sign), so the core makes none for it. An issuer that signs the CSR
+	// returns the chain with a nil PrivateKey and the core attaches its
+	// key; the key never leaves the agent. An issuer that owns its keys
+	// (the Workload API) ignores it.
 	CSR []byte
 	// TTL is the lifetime wanted. Zero leaves it to the issuer.
 	TTL time.Duration
