@@ -68,10 +68,9 @@ func WithRetry(min, max time.Duration) Option {
 // Agent keeps the configured credentials fresh. Create it with New.
 type Agent struct {
 	onDelivery   func(svid string)
-	onSettled    func()    // WithOnSettled
-	settle       sync.Once // calls onSettled
-	delivered    atomic.Bool
-	pending      atomic.Int64 // plugins starting in the background
+	onSettled    func()      // WithOnSettled
+	settle       sync.Once   // calls onSettled
+	delivered    atomic.Bool // some svid block delivered; see maybeSettled
 	cfg          *Config
 	log          *slog.Logger
 	healthLn     net.Listener
@@ -444,10 +443,22 @@ func (a *Agent) startRunner(ctx context.Context, r *svidRunner) {
 func (a *Agent) metricsErr(svid, stage string) { a.metrics.Error(svid, stage) }
 
 // maybeSettled calls onSettled, once, when credentials have been delivered
-// and no plugin is starting in the background (WithOnSettled).
+// and no plugin of the running build is starting (WithOnSettled). It runs
+// after a first delivery and after each background start ends.
 func (a *Agent) maybeSettled() {
-	if a.onSettled == nil || !a.delivered.Load() || a.pending.Load() != 0 {
+	if a.onSettled == nil || !a.delivered.Load() {
 		return
+	}
+	a.mu.Lock()
+	b := a.built
+	a.mu.Unlock()
+	if b == nil {
+		return
+	}
+	for _, x := range b.externals {
+		if x.starting() {
+			return
+		}
 	}
 	a.settle.Do(func() { go a.onSettled() })
 }

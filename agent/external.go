@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,17 +52,13 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 		}
 		x = &external{name: e.Name, kind: kind, ready: make(chan struct{})}
 		if b.background && kind != hostapi.KindIssuer {
-			if err := precheck(e); err != nil {
+			if err := load.Check(e); err != nil {
 				return nil, fmt.Errorf("loading plugin %q: %w", e.Name, err)
 			}
 			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			x.cancel = cancel
-			a.pending.Add(1)
 			go func() {
-				defer func() {
-					a.pending.Add(-1)
-					a.maybeSettled()
-				}()
+				defer a.maybeSettled() // after finish: this start has ended
 				select {
 				case a.starts <- struct{}{}:
 					defer func() { <-a.starts }()
@@ -150,31 +145,6 @@ func (a *Agent) startExternal(ctx context.Context, dir string, kind hostapi.Kind
 	a.log.Info("plugin loaded", "component", string(kind), "plugin", e.Name, "runtime", e.Runtime,
 		"name", p.Info().Name, "version", p.Info().Version, "service", p.Info().Service)
 	return p, nil
-}
-
-// precheck does at once what the start of e would find wrong without
-// running anything, so that a plugin that starts in the background still
-// fails the agent's start on it: a runtime this build lacks, and a file
-// that does not match its sha256 pin (the runtime checks again what it
-// runs).
-func precheck(e *config.External) error {
-	if e.Runtime == config.RuntimeCommand {
-		if err := load.CommandRuntimeErr(); err != nil {
-			return fmt.Errorf("opening plugin %q: %w", e.Name, err)
-		}
-	}
-	if e.InsecureSkipChecksum || e.SHA256 == "" { // the runtime says what to do about a missing pin
-		return nil
-	}
-	sum, err := load.HashFile(e.Path)
-	if err != nil {
-		return err
-	}
-	if !strings.EqualFold(sum, e.SHA256) {
-		return fmt.Errorf("plugin %q (%s): sha256 mismatch: config pins %s, file has %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
-			e.Name, e.Path, strings.ToLower(e.SHA256), sum, e.Path)
-	}
-	return nil
 }
 
 // external is an opened plugin block, shared by every reference to it. It

@@ -384,7 +384,8 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 	if r.a.onDelivery != nil {
 		r.a.onDelivery(r.cfg.Name)
 	}
-	if !r.a.delivered.Swap(true) {
+	if initial {
+		r.a.delivered.Store(true)
 		r.a.maybeSettled()
 	}
 

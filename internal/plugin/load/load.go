@@ -113,6 +113,29 @@ func grants(e *config.External, env Env) (*services.Services, error) {
 	return svc, nil
 }
 
+// Check does at once what Open of e would refuse without running
+// anything: a runtime this build lacks, and a file that does not match its
+// sha256 pin (Open checks again what it runs). The agent checks a plugin
+// it starts in the background with it, so that these still fail its start.
+func Check(e *config.External) error {
+	if e.Runtime == config.RuntimeCommand {
+		if err := CommandRuntimeErr(); err != nil {
+			return fmt.Errorf("opening plugin %q: %w", e.Name, err)
+		}
+	}
+	if e.InsecureSkipChecksum || e.SHA256 == "" { // the runtime says what to do about a missing pin
+		return nil
+	}
+	sum, err := HashFile(e.Path)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(sum, e.SHA256) {
+		return wasmrt.PinMismatch(e.Name, e.Path, e.SHA256, sum)
+	}
+	return nil
+}
+
 // HashFile returns the lowercase hex sha256 of the file at path, as
 // `svidagent plugin hash` prints it and a plugin block pins it.
 func HashFile(path string) (string, error) { return wasmrt.HashFile(path) }

@@ -149,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Plugin, error) {
 	case r.SHA256 == "":
 		return nil, fmt.Errorf("plugin %q: sha256 is required; the file has %s (run `svidagent plugin hash FILE` and set sha256)", r.Name, sum)
 	case !strings.EqualFold(r.SHA256, sum):
-		return nil, fmt.Errorf("plugin %q (%s): sha256 mismatch: config pins %s, file has %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block", r.Name, r.Path, strings.ToLower(r.SHA256), sum, r.Path)
+		return nil, PinMismatch(r.Name, r.Path, r.SHA256, sum)
 	}
 	if funcs, mems, ok := rawExports(code); ok {
 		if err := checkNames(funcs, mems); err != nil {
@@ -595,3 +595,10 @@ func (p *Plugin) SHA256() string { return p.sha256 }
 func (p *Plugin) HostServices() []string { return p.svc.Names() }
 
 func statusError(code codes.Code, msg string) error { return status.Error(code, msg) }
+
+// PinMismatch is the error for the plugin block name whose file at path
+// hashes to sum where the block pins pin: what it says and what to do.
+func PinMismatch(name, path, pin, sum string) error {
+	return fmt.Errorf("plugin %q (%s): sha256 mismatch: config pins %s, file has %s; if you trust this file, run `svidagent plugin hash %s` and update sha256 in the plugin block",
+		name, path, strings.ToLower(pin), sum, path)
+}
