@@ -220,7 +220,7 @@ func vsIdle(t *testing.T, cs []contender, sock string) map[string]idleStat {
 		})
 	}
 	// The CPU window opens once start-up has settled (svidagent releases
-	// its start-up pages 5 s after its first write settles start-up, about 0.4 ms of work:
+	// its start-up pages 5 s after start-up settles, about 0.2 ms of work:
 	// BenchmarkReleaseExecutable) and closes with the RSS reading.
 	settle := min(10*time.Second, vsIdleWait()/2)
 	time.Sleep(settle) // the wait is the measurement: idle means nothing happens

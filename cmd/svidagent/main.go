@@ -310,12 +310,12 @@ func settle(log *slog.Logger, plugins bool) func() {
 		// stream's first messages) still touches code that is not used
 		// after: drop the pages once it has run.
 		time.Sleep(startUpTail)
-		before, after, err := residency.ReleaseExecutable()
+		released, err := residency.ReleaseExecutable()
 		if err != nil {
 			log.Warn("releasing start-up pages failed", "error", err)
 			return
 		}
-		log.Debug("start-up memory released", "executable_resident_kib_before", before>>10, "executable_resident_kib_after", after>>10)
+		log.Debug("start-up pages released", "kib", released>>10)
 	}
 }
 

@@ -15,40 +15,33 @@ import (
 )
 
 // ReleaseExecutable drops the clean pages of the executable's read-only
-// mappings from the process's resident set, and returns how many bytes of
-// those mappings were resident before and after.
-func ReleaseExecutable() (before, after int64, err error) {
+// mappings from the process's resident set, and returns how many bytes
+// were resident in the mappings it dropped.
+func ReleaseExecutable() (released int64, err error) {
 	var st syscall.Stat_t
 	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
-		return 0, 0, fmt.Errorf("releasing start-up pages: %w", err)
+		return 0, fmt.Errorf("releasing start-up pages: %w", err)
 	}
 	return release(st.Ino)
 }
 
 // release drops the clean, read-only, private mappings of the file with
 // inode ino (see ReleaseExecutable).
-func release(ino uint64) (before, after int64, err error) {
+func release(ino uint64) (released int64, err error) {
 	ms, err := mappings(ino)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	for _, m := range ms {
-		before += m.rss
 		if !m.releasable() {
 			continue
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED); e != 0 {
-			return 0, 0, fmt.Errorf("releasing start-up pages: madvise %x-%x: %w", m.start, m.end, e)
+			return released, fmt.Errorf("releasing start-up pages: madvise %x-%x: %w", m.start, m.end, e)
 		}
+		released += m.rss
 	}
-	ms, err = mappings(ino)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, m := range ms {
-		after += m.rss
-	}
-	return before, after, nil
+	return released, nil
 }
 
 // mapping is one entry of /proc/self/smaps.
