@@ -100,12 +100,12 @@ func TestPluginColdStart(t *testing.T) {
 	}
 }
 
-// countNotified counts the notifiers n0..n(n-1) whose message ("rotated
-// nK", logged by the template on each notification) is in the log.
+// countNotified counts the notifiers n0..n(n-1) whose message (msg="rotated
+// nK", logged by the template on each notification) is in the text log.
 func countNotified(log string, n int) int {
 	c := 0
 	for k := range n {
-		if strings.Contains(log, fmt.Sprintf("rotated n%d\"", k)) || strings.Contains(log, fmt.Sprintf("rotated n%d ", k)) {
+		if strings.Contains(log, fmt.Sprintf(`msg="rotated n%d"`, k)) {
 			c++
 		}
 	}
