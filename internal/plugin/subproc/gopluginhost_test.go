@@ -552,9 +552,14 @@ func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credent
 	if got := processesRunning(t, pinned); len(got) != 1 || got[0] != pid {
 		t.Fatalf("processes running %s: %v, want [%d]", pinned, got, pid)
 	}
-	grandchildren := marked(marker)
-	if len(grandchildren) == 0 {
-		t.Fatal("the plugin's grandchild is not running")
+	// The grandchild is a sh exec'ing sleep: while it execs, its environ
+	// cannot be read, so it is looked for until it can.
+	var grandchildren []int
+	for deadline := time.Now().Add(10 * time.Second); len(grandchildren) == 0; grandchildren = marked(marker) {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin's grandchild is not running")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -574,8 +579,12 @@ func agentKilled(t *testing.T, host, plugin, state string, cred *syscall.Credent
 			t.Errorf("the plugin's grandchild %d survived the host", g)
 		}
 	}
-	if got := marked(marker); len(got) != 0 {
-		t.Errorf("the plugin's grandchildren survived the host: %v", got)
+	// Any other marked process (one that was exec'ing when they were
+	// listed) was signalled with them: it gets as long to exit.
+	for _, g := range marked(marker) {
+		if !waitExit(t, g, 10*time.Second) {
+			t.Errorf("the plugin's grandchild %d survived the host", g)
+		}
 	}
 }
 
