@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // pinDirMode is the mode of <StateDir>/plugins and of the pinned copies.
@@ -65,16 +66,36 @@ func pin(path, want, stateDir string) (pinned, sum string, err error) {
 	} else if ok {
 		return pinned, sum, nil
 	}
-	f, err := os.CreateTemp(dir, ".pin-*")
-	if err != nil { // CreateTemp opens with O_EXCL
-		return "", sum, fmt.Errorf("pinning plugin %s: %w", path, err)
+	tmp, err := writeCopy(dir, b)
+	if err == nil {
+		err = os.Rename(tmp, pinned)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
+	if err != nil {
+		if tmp != "" {
 			_ = os.Remove(tmp)
 		}
-	}()
+		return "", sum, fmt.Errorf("pinning plugin %s to %s: %w", path, pinned, err)
+	}
+	return pinned, sum, nil
+}
+
+// writeCopy writes b to a new file in dir, mode 0700, synced and closed,
+// and returns its name (empty if it was never created).
+//
+// No process may be forked while the write descriptor is open: a child
+// holds its copy of every descriptor until its own exec closes it, and an
+// executable open for writing anywhere cannot be run (ETXTBSY, "text file
+// busy"). Plugins start concurrently, so another plugin's fork can land
+// in that window. The syscall package takes ForkLock for writing around
+// every fork; holding it for reading here keeps forks out until the
+// descriptor is closed.
+func writeCopy(dir string, b []byte) (name string, err error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	f, err := os.CreateTemp(dir, ".pin-*")
+	if err != nil { // CreateTemp opens with O_EXCL
+		return "", err
+	}
 	if _, err = f.Write(b); err == nil {
 		err = f.Chmod(pinDirMode)
 	}
@@ -84,13 +105,7 @@ func pin(path, want, stateDir string) (pinned, sum string, err error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, pinned)
-	}
-	if err != nil {
-		return "", sum, fmt.Errorf("pinning plugin %s to %s: %w", path, pinned, err)
-	}
-	return pinned, sum, nil
+	return f.Name(), err
 }
 
 // pinnedOK reports whether pinned exists as a regular 0700 file with

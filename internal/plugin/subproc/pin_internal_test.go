@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -108,6 +111,54 @@ func TestPinMismatchKeepsCopy(t *testing.T) {
 		}
 		if !withCopy && err == nil {
 			t.Error("a refused executable was pinned")
+		}
+	}
+}
+
+// TestPinWhileForking pins fresh executables and runs each at once while
+// other goroutines start processes without pause: the way background
+// plugin starts overlap. A child forked while a copy's write descriptor
+// was open would hold it until its own exec, and running the copy in that
+// window fails with ETXTBSY ("text file busy"); CI saw it as a plugin that
+// never started.
+func TestPinWhileForking(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatalf("the test needs sh: %v", err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := exec.Command(sh, "-c", ":").Run(); err != nil {
+					t.Errorf("background start: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	state, src := t.TempDir(), t.TempDir()
+	for i := range 300 {
+		path := filepath.Join(src, fmt.Sprintf("plugin-%d", i))
+		script := fmt.Sprintf("#!%s\n# copy %d\nexit 0\n", sh, i)
+		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pinned, _, err := pin(path, "", state)
+		if err != nil {
+			t.Fatalf("pin %d: %v", i, err)
+		}
+		if err := exec.Command(pinned).Run(); err != nil {
+			t.Fatalf("running pinned copy %d: %v", i, err)
 		}
 	}
 }
