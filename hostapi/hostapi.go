@@ -10,15 +10,16 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/svidagent/svidagent/hostapi/base"
 )
 
 // Kind is the kind of a plugin.
-type Kind string
+type Kind = base.Kind
 
 const (
-	KindIssuer   Kind = "issuer"
-	KindWriter   Kind = "writer"
-	KindNotifier Kind = "notifier"
+	KindIssuer   = base.KindIssuer
+	KindWriter   = base.KindWriter
+	KindNotifier = base.KindNotifier
 )
 
 // JWTRequest asks for one JWT-SVID.
@@ -114,48 +115,20 @@ type Watcher interface {
 }
 
 // Changes is the set of credential parts that changed in an update.
-type Changes uint8
+type Changes = base.Changes
 
 const (
 	// ChangedX509 is set when an X509-SVID or an X.509 bundle changed.
-	ChangedX509 Changes = 1 << iota
+	ChangedX509 = base.ChangedX509
 	// ChangedJWTSVID is set when a JWT-SVID was renewed.
-	ChangedJWTSVID
+	ChangedJWTSVID = base.ChangedJWTSVID
 	// ChangedJWTBundle is set when a JWT bundle changed.
-	ChangedJWTBundle
+	ChangedJWTBundle = base.ChangedJWTBundle
 )
-
-// Has reports whether any of o is in c.
-func (c Changes) Has(o Changes) bool { return c&o != 0 }
-
-// String returns the names of the set's members, comma separated.
-func (c Changes) String() string {
-	var parts []string
-	if c.Has(ChangedX509) {
-		parts = append(parts, "x509")
-	}
-	if c.Has(ChangedJWTSVID) {
-		parts = append(parts, "jwt_svid")
-	}
-	if c.Has(ChangedJWTBundle) {
-		parts = append(parts, "jwt_bundle")
-	}
-	return strings.Join(parts, ",")
-}
 
 // ParseChange returns the Changes named by s: "x509", "jwt_svid" or
 // "jwt_bundle".
-func ParseChange(s string) (Changes, bool) {
-	switch s {
-	case "x509":
-		return ChangedX509, true
-	case "jwt_svid":
-		return ChangedJWTSVID, true
-	case "jwt_bundle":
-		return ChangedJWTBundle, true
-	}
-	return 0, false
-}
+func ParseChange(s string) (Changes, bool) { return base.ParseChange(s) }
 
 // CredentialSet is the complete, verified set a writer delivers for one
 // svid block. Writers are the only plugins that see private keys.
@@ -185,51 +158,22 @@ type Writer interface {
 }
 
 // X509Identity describes one delivered X509-SVID, without key material.
-type X509Identity struct {
-	SPIFFEID  string
-	Serial    string // hexadecimal, lowercase
-	NotBefore time.Time
-	NotAfter  time.Time
-	Hint      string
-}
+type X509Identity = base.X509Identity
 
 // JWTIdentity describes one delivered JWT-SVID, without the token.
-type JWTIdentity struct {
-	SPIFFEID  string
-	Audiences []string
-	Expiry    time.Time
-	FileName  string
-}
+type JWTIdentity = base.JWTIdentity
 
 // RotationEvent tells a notifier that credentials were delivered. It never
 // carries key material or tokens.
-type RotationEvent struct {
-	// Name is the svid block's name.
-	Name string
-	// Reason says which parts changed.
-	Reason Changes
-	// Initial is set on the first delivery after the agent started.
-	Initial bool
-	// Time is when the writers finished.
-	Time time.Time
-	X509 []X509Identity
-	JWT  []JWTIdentity
-	// Paths are the paths the writers reported.
-	Paths []string
-}
+type RotationEvent = base.RotationEvent
 
 // Notifier tells consumers about a rotation. Notify runs after every writer
 // of the svid block finished, with a deadline; notifiers run concurrently
 // and a slow one delays no other.
-type Notifier interface {
-	Notify(ctx context.Context, ev *RotationEvent) error
-}
+type Notifier = base.Notifier
 
 // Lifecycle is an optional capability of a plugin that runs background work
 // (a token renewal loop, say). Start must not block: it starts the work and
 // returns; an error means nothing was started. Stop blocks until the work
 // has exited, and is safe to call more than once or without Start.
-type Lifecycle interface {
-	Start(ctx context.Context) error
-	Stop()
-}
+type Lifecycle = base.Lifecycle

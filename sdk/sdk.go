@@ -2,34 +2,17 @@ package sdk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/sdk/core"
 )
 
 // Info describes a plugin to the agent: it is the plugin's answer to
-// Describe.
-type Info struct {
-	// Name is the plugin's name, e.g. "notifier-webhook". Required.
-	Name string
-	// Version is the plugin's own version, e.g. "1.2.0".
-	Version string
-	// Capabilities are optional capabilities the plugin claims, e.g.
-	// "issuer.returns_keys" (see DescribeResponse in
-	// hostapi/proto/svidagent/plugin/v1/plugin.proto).
-	Capabilities []string
-	// ExampleConfigJSON is an example of a valid config block, as JSON,
-	// e.g. `{"url":"https://hooks.example.com/rotated"}`: what the
-	// plugin's README shows. `svidagent conformance` runs with it when it
-	// is given no config, so it must pass the plugin's own Validate and
-	// need nothing a test does not provide. Optional; it must be valid
-	// JSON when set.
-	ExampleConfigJSON []byte
-}
+// Describe. See [core.Info] for its fields.
+type Info = core.Info
 
 // Configurer is implemented by plugins that take configuration: the plugin
 // block's config {} body, as JSON.
@@ -40,10 +23,7 @@ type Info struct {
 // must then behave as if only the new one had been applied. A plugin that
 // implements Configurer is not called for its kind's method until Configure
 // succeeded. Configure is never concurrent with other calls of the plugin.
-type Configurer interface {
-	Validate(configJSON []byte) hostapi.FieldErrors
-	Configure(ctx context.Context, configJSON []byte) error
-}
+type Configurer = core.Configurer
 
 // Host is what the agent offers a plugin: logging and, if the plugin's
 // config grants it (allow { hosts = [...] }), HTTP. Plugin code gets it
@@ -84,7 +64,7 @@ type HTTPResponse struct {
 // ErrNotAllowed is matched (errors.Is) by the error of a host service that
 // the plugin was not granted, or of a request the grant does not cover (an
 // HTTP host outside the plugin's allow list).
-var ErrNotAllowed = errors.New("not allowed by the plugin's grant")
+var ErrNotAllowed = core.ErrNotAllowed
 
 type hostKey struct{}
 

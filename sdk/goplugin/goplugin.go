@@ -20,6 +20,7 @@ import (
 	writerv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/writer/v1"
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/dispatch"
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -91,7 +92,7 @@ var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
 
 func newGRPCPlugin(info sdk.Info, impl any) (*grpcPlugin, error) {
 	host := &hostConn{}
-	d, err := guest.New(info, impl, host.call)
+	d, err := dispatch.New(info, impl, host.call)
 	if err != nil {
 		return nil, fmt.Errorf("serving plugin %q: %w", info.Name, err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/dispatch"
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 )
 
@@ -27,7 +28,7 @@ func New(info sdk.Info, impl any, host HostCaller) (*Plugin, error) {
 	if host != nil {
 		h = guest.HostCaller(host)
 	}
-	d, err := guest.New(info, impl, h)
+	d, err := dispatch.New(info, impl, h)
 	if err != nil {
 		return nil, err
 	}

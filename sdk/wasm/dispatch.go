@@ -8,6 +8,7 @@ import (
 	"github.com/svidagent/svidagent/hostapi"
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/dispatch"
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 )
 
@@ -19,8 +20,8 @@ var served struct {
 }
 
 // newDispatcher is one of guest's constructors, bound to the plugin's
-// info and implementation: guest.New for Serve, or the constructor of one
-// kind (guest.NewNotifier for ServeNotifier...), which links only that
+// info and implementation: dispatch.New for Serve, or the constructor of one
+// kind (dispatch.NewNotifier for ServeNotifier...), which links only that
 // kind's codecs.
 type newDispatcher func(guest.HostCaller) (*guest.Dispatcher, error)
 
@@ -76,17 +77,17 @@ func handleEnvelope(ctx context.Context, req []byte) []byte {
 // kind's.
 
 func anyKind(info sdk.Info, impl any) newDispatcher {
-	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.New(info, impl, h) }
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return dispatch.New(info, impl, h) }
 }
 
 func notifier(info sdk.Info, n hostapi.Notifier) newDispatcher {
-	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.NewNotifier(info, n, h) }
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return dispatch.NewNotifier(info, n, h) }
 }
 
 func writer(info sdk.Info, w hostapi.Writer) newDispatcher {
-	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.NewWriter(info, w, h) }
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return dispatch.NewWriter(info, w, h) }
 }
 
 func issuer(info sdk.Info, i hostapi.Issuer) newDispatcher {
-	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return guest.NewIssuer(info, i, h) }
+	return func(h guest.HostCaller) (*guest.Dispatcher, error) { return dispatch.NewIssuer(info, i, h) }
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/svidagent/svidagent/internal/testca"
 	"github.com/svidagent/svidagent/internal/wire"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/dispatch"
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -180,7 +181,7 @@ func (h *fakeHost) call(_ context.Context, method string, req []byte) (uint32, s
 
 func mustNew(t *testing.T, impl any, h guest.HostCaller) *guest.Dispatcher {
 	t.Helper()
-	d, err := guest.New(sdk.Info{Name: "test", Version: "0.1.0", Capabilities: []string{"x.y"}, ExampleConfigJSON: []byte(`{"url":"a"}`)}, impl, h)
+	d, err := dispatch.New(sdk.Info{Name: "test", Version: "0.1.0", Capabilities: []string{"x.y"}, ExampleConfigJSON: []byte(`{"url":"a"}`)}, impl, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestNew(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := guest.New(tt.info, tt.impl, nil)
+			d, err := dispatch.New(tt.info, tt.impl, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
@@ -275,16 +276,16 @@ func TestNewOfKind(t *testing.T) {
 		want    hostapi.Kind
 		wantErr string
 	}{
-		{"notifier", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, &plain{}, nil) }, hostapi.KindNotifier, ""},
-		{"writer", func() (*guest.Dispatcher, error) { return guest.NewWriter(info, &writer{}, nil) }, hostapi.KindWriter, ""},
-		{"issuer", func() (*guest.Dispatcher, error) { return guest.NewIssuer(info, &issuer{t: t, ca: ca}, nil) }, hostapi.KindIssuer, ""},
-		{"nil notifier", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, nil, nil) }, "", "nil"},
-		{"nil writer", func() (*guest.Dispatcher, error) { return guest.NewWriter(info, nil, nil) }, "", "nil"},
-		{"nil issuer", func() (*guest.Dispatcher, error) { return guest.NewIssuer(info, nil, nil) }, "", "nil"},
+		{"notifier", func() (*guest.Dispatcher, error) { return dispatch.NewNotifier(info, &plain{}, nil) }, hostapi.KindNotifier, ""},
+		{"writer", func() (*guest.Dispatcher, error) { return dispatch.NewWriter(info, &writer{}, nil) }, hostapi.KindWriter, ""},
+		{"issuer", func() (*guest.Dispatcher, error) { return dispatch.NewIssuer(info, &issuer{t: t, ca: ca}, nil) }, hostapi.KindIssuer, ""},
+		{"nil notifier", func() (*guest.Dispatcher, error) { return dispatch.NewNotifier(info, nil, nil) }, "", "nil"},
+		{"nil writer", func() (*guest.Dispatcher, error) { return dispatch.NewWriter(info, nil, nil) }, "", "nil"},
+		{"nil issuer", func() (*guest.Dispatcher, error) { return dispatch.NewIssuer(info, nil, nil) }, "", "nil"},
 		// A typed nil pointer is a value: its methods may work on nil.
-		{"typed nil notifier", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, nilNotifier, nil) }, hostapi.KindNotifier, ""},
-		{"notifier that is also a writer", func() (*guest.Dispatcher, error) { return guest.NewNotifier(info, &both{}, nil) }, "", "several plugin kinds"},
-		{"no name", func() (*guest.Dispatcher, error) { return guest.NewWriter(sdk.Info{}, &writer{}, nil) }, "", "Name is required"},
+		{"typed nil notifier", func() (*guest.Dispatcher, error) { return dispatch.NewNotifier(info, nilNotifier, nil) }, hostapi.KindNotifier, ""},
+		{"notifier that is also a writer", func() (*guest.Dispatcher, error) { return dispatch.NewNotifier(info, &both{}, nil) }, "", "several plugin kinds"},
+		{"no name", func() (*guest.Dispatcher, error) { return dispatch.NewWriter(sdk.Info{}, &writer{}, nil) }, "", "Name is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,7 +306,7 @@ func TestNewOfKind(t *testing.T) {
 	}
 
 	n := &plain{}
-	d, err := guest.NewNotifier(info, n, nil)
+	d, err := dispatch.NewNotifier(info, n, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestNewOfKind(t *testing.T) {
 		t.Errorf("Write on a notifier = %d, want UNIMPLEMENTED", code)
 	}
 	w := &writer{}
-	if d, err = guest.NewWriter(info, w, nil); err != nil {
+	if d, err = dispatch.NewWriter(info, w, nil); err != nil {
 		t.Fatal(err)
 	}
 	configure(d)
@@ -602,7 +603,7 @@ func TestIssue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := guest.New(sdk.Info{Name: "iss", Capabilities: tt.caps}, tt.impl, nil)
+			d, err := dispatch.New(sdk.Info{Name: "iss", Capabilities: tt.caps}, tt.impl, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ import (
 	pluginv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/plugin/v1"
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/dispatch"
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"google.golang.org/protobuf/proto"
 )
@@ -175,7 +176,7 @@ func TestLifecycleStartStop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := &lifecycleNotifier{}
-			d, err := guest.New(sdk.Info{Name: "lc"}, n, func(context.Context, string, []byte) (uint32, string, []byte) {
+			d, err := dispatch.New(sdk.Info{Name: "lc"}, n, func(context.Context, string, []byte) (uint32, string, []byte) {
 				return 0, "", nil
 			})
 			if err != nil {
@@ -218,7 +219,7 @@ func (l *noConfigLifecycle) Stop()                                              
 
 func TestLifecycleWithoutConfig(t *testing.T) {
 	l := &noConfigLifecycle{}
-	d, err := guest.New(sdk.Info{Name: "lc"}, l, nil)
+	d, err := dispatch.New(sdk.Info{Name: "lc"}, l, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestLifecycleWithoutConfig(t *testing.T) {
 // final Close under -race: every Start is matched by a Stop.
 func TestLifecycleHammer(t *testing.T) {
 	l := &noConfigLifecycle{}
-	d, err := guest.New(sdk.Info{Name: "lc"}, l, nil)
+	d, err := dispatch.New(sdk.Info{Name: "lc"}, l, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func TestHostCounter(t *testing.T) {
 		}
 		return 0, "", nil
 	}
-	d, err := guest.New(sdk.Info{Name: "lc"}, &counterPlugin{}, host)
+	d, err := dispatch.New(sdk.Info{Name: "lc"}, &counterPlugin{}, host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestHostCounter(t *testing.T) {
 		t.Errorf("host calls %q, want [%q]", seen, want)
 	}
 	// A refused counter is an error with the host's code.
-	d2, _ := guest.New(sdk.Info{Name: "lc"}, &counterPlugin{}, func(context.Context, string, []byte) (uint32, string, []byte) {
+	d2, _ := dispatch.New(sdk.Info{Name: "lc"}, &counterPlugin{}, func(context.Context, string, []byte) (uint32, string, []byte) {
 		return 8, "too many series", nil
 	})
 	code, msg := call(t, d2, abi.Method(abi.Plugin_Configure_FullMethodName), &pluginv1.ConfigureRequest{}, nil)

@@ -1,270 +1,40 @@
 package lite
 
 import (
-	"crypto"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"sort"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/svidagent/svidagent/hostapi"
+	"github.com/svidagent/svidagent/hostapi/base"
 )
 
-// The conversions between these messages and the hostapi types that a
-// plugin needs, with the semantics of internal/wire's (convert_test.go
-// compares them). Each plugin kind's conversions are separate functions,
-// so that a plugin links only its own kind's: a notifier parses no
-// certificate and links neither crypto/x509 nor go-jose.
+// The conversions a notifier needs, between these messages and the types
+// of hostapi/base, with the semantics of internal/wire's
+// (creds/convert_test.go compares them). Those of writers and issuers,
+// which parse certificates, are in package creds: a notifier links
+// neither crypto/x509 nor go-spiffe.
 
 // RotationEvent decodes a notification.
-func RotationEvent(m *NotifyRequest) *hostapi.RotationEvent {
-	ev := &hostapi.RotationEvent{
-		Name: m.Name, Reason: hostapi.Changes(m.Reason), Initial: m.Initial,
+func RotationEvent(m *NotifyRequest) *base.RotationEvent {
+	ev := &base.RotationEvent{
+		Name: m.Name, Reason: base.Changes(m.Reason), Initial: m.Initial,
 		Time: time.Unix(0, m.TimeUnixNano), Paths: m.Paths,
 	}
 	for _, x := range m.X509 {
-		ev.X509 = append(ev.X509, hostapi.X509Identity{
+		ev.X509 = append(ev.X509, base.X509Identity{
 			SPIFFEID: x.SpiffeID, Serial: x.Serial,
 			NotBefore: time.Unix(x.NotBefore, 0), NotAfter: time.Unix(x.NotAfter, 0), Hint: x.Hint,
 		})
 	}
 	for _, j := range m.JWT {
-		ev.JWT = append(ev.JWT, hostapi.JWTIdentity{SPIFFEID: j.SpiffeID, Audiences: j.Audiences, Expiry: time.Unix(j.Expiry, 0), FileName: j.FileName})
+		ev.JWT = append(ev.JWT, base.JWTIdentity{SPIFFEID: j.SpiffeID, Audiences: j.Audiences, Expiry: time.Unix(j.Expiry, 0), FileName: j.FileName})
 	}
 	return ev
 }
 
 // FieldErrors encodes validation problems.
-func FieldErrors(es hostapi.FieldErrors) []FieldError {
+func FieldErrors(es base.FieldErrors) []FieldError {
 	out := make([]FieldError, 0, len(es))
 	for _, e := range es {
 		out = append(out, FieldError{Field: e.Field, Message: e.Message})
 	}
 	return out
-}
-
-// CredentialSet decodes what a writer receives: every X509-SVID must
-// carry its private key.
-func CredentialSet(m *WriteRequest) (*hostapi.CredentialSet, error) {
-	svids, err := x509SVIDsFrom(m.X509SVIDs)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range svids {
-		if s.PrivateKey == nil {
-			return nil, fmt.Errorf("decoding write request: X509-SVID %s has no private key", s.ID)
-		}
-	}
-	xb, err := x509BundlesFrom(m.X509Bundles)
-	if err != nil {
-		return nil, err
-	}
-	jb, err := jwtBundlesFrom(m.JWTBundles)
-	if err != nil {
-		return nil, err
-	}
-	jwts, err := jwtSVIDsFrom(m.JWTSVIDs)
-	if err != nil {
-		return nil, err
-	}
-	set := &hostapi.CredentialSet{
-		Name:        m.Name,
-		Credentials: hostapi.Credentials{X509SVIDs: svids, X509Bundles: xb, JWTSVIDs: jwts, JWTBundles: jb},
-		Changed:     hostapi.Changes(m.Changed),
-	}
-	if m.TrustDomain != "" {
-		td, err := spiffeid.TrustDomainFromString(m.TrustDomain)
-		if err != nil {
-			return nil, fmt.Errorf("decoding write request: trust_domain: %w", err)
-		}
-		set.TrustDomain = td
-	}
-	return set, nil
-}
-
-func x509SVIDsFrom(ms []X509SVID) ([]*x509svid.SVID, error) {
-	out := make([]*x509svid.SVID, 0, len(ms))
-	for i, m := range ms {
-		id, err := spiffeid.FromString(m.SpiffeID)
-		if err != nil {
-			return nil, fmt.Errorf("decoding X509-SVID %d: spiffe_id: %w", i, err)
-		}
-		if len(m.CertChain) == 0 {
-			return nil, fmt.Errorf("decoding X509-SVID %s: empty certificate chain", id)
-		}
-		s := &x509svid.SVID{ID: id, Hint: m.Hint}
-		for j, der := range m.CertChain {
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return nil, fmt.Errorf("decoding X509-SVID %s: certificate %d: %w", id, j, err)
-			}
-			s.Certificates = append(s.Certificates, c)
-		}
-		leafID, err := x509svid.IDFromCert(s.Certificates[0])
-		if err != nil {
-			return nil, fmt.Errorf("decoding X509-SVID %s: leaf: %w", id, err)
-		}
-		if leafID != id {
-			return nil, fmt.Errorf("decoding X509-SVID %s: the leaf certifies %s", id, leafID)
-		}
-		if len(m.PrivateKey) > 0 {
-			k, err := x509.ParsePKCS8PrivateKey(m.PrivateKey)
-			if err != nil {
-				return nil, fmt.Errorf("decoding X509-SVID %s: private key: %w", id, err)
-			}
-			signer, ok := k.(crypto.Signer)
-			if !ok {
-				return nil, fmt.Errorf("decoding X509-SVID %s: private key %T is not a signer", id, k)
-			}
-			pub, ok := s.Certificates[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-			if !ok || !pub.Equal(signer.Public()) {
-				return nil, fmt.Errorf("decoding X509-SVID %s: the private key does not match the leaf", id)
-			}
-			s.PrivateKey = signer
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func x509BundlesFrom(ms []X509Bundle) (*x509bundle.Set, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	set := x509bundle.NewSet()
-	for _, m := range ms {
-		td, err := spiffeid.TrustDomainFromString(m.TrustDomain)
-		if err != nil {
-			return nil, fmt.Errorf("decoding X.509 bundle: trust_domain: %w", err)
-		}
-		var certs []*x509.Certificate
-		for j, der := range m.Authorities {
-			c, err := x509.ParseCertificate(der)
-			if err != nil {
-				return nil, fmt.Errorf("decoding X.509 bundle of %s: authority %d: %w", td, j, err)
-			}
-			certs = append(certs, c)
-		}
-		set.Add(x509bundle.FromX509Authorities(td, certs))
-	}
-	return set, nil
-}
-
-func jwtBundlesFrom(ms []JWTBundle) (*jwtbundle.Set, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	set := jwtbundle.NewSet()
-	for _, m := range ms {
-		td, err := spiffeid.TrustDomainFromString(m.TrustDomain)
-		if err != nil {
-			return nil, fmt.Errorf("decoding JWT bundle: trust_domain: %w", err)
-		}
-		b, err := jwtbundle.Parse(td, m.JWKS)
-		if err != nil {
-			return nil, fmt.Errorf("decoding JWT bundle of %s: %w", td, err)
-		}
-		set.Add(b)
-	}
-	return set, nil
-}
-
-// jwtSVIDsFrom decodes the JWT-SVIDs of a write request, parsed without
-// validation (a writer trusts what the core verified).
-func jwtSVIDsFrom(ms []JWTSVID) ([]hostapi.JWTSVID, error) {
-	out := make([]hostapi.JWTSVID, 0, len(ms))
-	for i, m := range ms {
-		if m.Token == "" {
-			return nil, fmt.Errorf("decoding JWT-SVID %d: empty token", i)
-		}
-		svid, err := jwtsvid.ParseInsecure(m.Token, m.Audiences)
-		if err != nil {
-			return nil, fmt.Errorf("decoding JWT-SVID %d: %w", i, err)
-		}
-		svid.Hint = m.Hint
-		req := hostapi.JWTRequest{FileName: m.FileName}
-		if len(m.Audiences) > 0 {
-			req.Audience, req.ExtraAudiences = m.Audiences[0], m.Audiences[1:]
-		}
-		out = append(out, hostapi.JWTSVID{Request: req, SVID: svid})
-	}
-	return out, nil
-}
-
-// IssueRequestOf decodes an issue request.
-func IssueRequestOf(m *IssueRequest) (*hostapi.IssueRequest, error) {
-	r := &hostapi.IssueRequest{
-		Hint: m.Hint, All: m.All, X509: m.X509, CSR: m.CSR,
-		TTL: time.Duration(m.TTLSeconds) * time.Second, JWTBundles: m.JWTBundles,
-		JWT: make([]hostapi.JWTRequest, 0, len(m.JWT)),
-	}
-	for _, j := range m.JWT {
-		r.JWT = append(r.JWT, hostapi.JWTRequest{Audience: j.Audience, ExtraAudiences: j.ExtraAudiences, FileName: j.FileName})
-	}
-	if m.SpiffeID != "" {
-		id, err := spiffeid.FromString(m.SpiffeID)
-		if err != nil {
-			return nil, fmt.Errorf("decoding issue request: spiffe_id: %w", err)
-		}
-		r.SPIFFEID = id
-	}
-	if r.X509 && len(r.CSR) == 0 {
-		return nil, errors.New("decoding issue request: x509 without a csr")
-	}
-	return r, nil
-}
-
-// IssueResponseOf encodes an issuer's answer. Keys are included only when
-// withKeys (an issuer that declares "issuer.returns_keys").
-func IssueResponseOf(c *hostapi.Credentials, withKeys bool) (*IssueResponse, error) {
-	m := &IssueResponse{}
-	for _, s := range c.X509SVIDs {
-		p := X509SVID{SpiffeID: s.ID.String(), Hint: s.Hint}
-		for _, c := range s.Certificates {
-			p.CertChain = append(p.CertChain, c.Raw)
-		}
-		if withKeys && s.PrivateKey != nil {
-			der, err := x509.MarshalPKCS8PrivateKey(s.PrivateKey)
-			if err != nil {
-				return nil, fmt.Errorf("encoding the private key of %s: %w", s.ID, err)
-			}
-			p.PrivateKey = der
-		}
-		m.X509SVIDs = append(m.X509SVIDs, p)
-	}
-	if c.X509Bundles != nil {
-		bundles := c.X509Bundles.Bundles()
-		sort.Slice(bundles, func(i, j int) bool { return bundles[i].TrustDomain().Name() < bundles[j].TrustDomain().Name() })
-		for _, b := range bundles {
-			p := X509Bundle{TrustDomain: b.TrustDomain().Name()}
-			for _, c := range b.X509Authorities() {
-				p.Authorities = append(p.Authorities, c.Raw)
-			}
-			m.X509Bundles = append(m.X509Bundles, p)
-		}
-	}
-	for _, s := range c.JWTSVIDs {
-		m.JWTSVIDs = append(m.JWTSVIDs, JWTSVID{
-			SpiffeID: s.SVID.ID.String(), Token: s.SVID.Marshal(), Audiences: s.Request.Audiences(),
-			Expiry: s.SVID.Expiry.Unix(), FileName: s.Request.FileName, Hint: s.SVID.Hint,
-		})
-	}
-	if c.JWTBundles != nil {
-		bundles := c.JWTBundles.Bundles()
-		sort.Slice(bundles, func(i, j int) bool { return bundles[i].TrustDomain().Name() < bundles[j].TrustDomain().Name() })
-		for _, b := range bundles {
-			jwks, err := b.Marshal()
-			if err != nil {
-				return nil, fmt.Errorf("encoding the JWT bundle of %s: %w", b.TrustDomain(), err)
-			}
-			m.JWTBundles = append(m.JWTBundles, JWTBundle{TrustDomain: b.TrustDomain().Name(), JWKS: jwks})
-		}
-	}
-	return m, nil
 }

@@ -1,4 +1,4 @@
-package lite_test
+package creds_test
 
 import (
 	"reflect"
@@ -15,8 +15,12 @@ import (
 	"github.com/svidagent/svidagent/internal/testca"
 	"github.com/svidagent/svidagent/internal/wire"
 	"github.com/svidagent/svidagent/sdk/internal/lite"
+	"github.com/svidagent/svidagent/sdk/internal/lite/creds"
 	"google.golang.org/protobuf/proto"
 )
+
+// deterministic marshals as lite_test does: map entries sorted.
+var deterministic = proto.MarshalOptions{Deterministic: true}
 
 var (
 	web = spiffeid.RequireFromString("spiffe://example.org/web")
@@ -43,10 +47,10 @@ func credentials(t *testing.T) *hostapi.Credentials {
 // codec is what internal/wire makes of it with the generated code, for
 // every plugin kind.
 func TestConvertLikeWire(t *testing.T) {
-	creds := credentials(t)
+	cs := credentials(t)
 
 	t.Run("write request", func(t *testing.T) {
-		pm, err := wire.CredentialSetToProto(&hostapi.CredentialSet{Name: "web", TrustDomain: web.TrustDomain(), Credentials: *creds, Changed: hostapi.ChangedX509 | hostapi.ChangedJWTBundle})
+		pm, err := wire.CredentialSetToProto(&hostapi.CredentialSet{Name: "web", TrustDomain: web.TrustDomain(), Credentials: *cs, Changed: hostapi.ChangedX509 | hostapi.ChangedJWTBundle})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,12 +62,12 @@ func TestConvertLikeWire(t *testing.T) {
 		if err := lm.Unmarshal(mustMarshal(t, pm)); err != nil {
 			t.Fatal(err)
 		}
-		got, err := lite.CredentialSet(&lm)
+		got, err := creds.CredentialSet(&lm)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("lite.CredentialSet = %+v\nwant (wire) %+v", got, want)
+			t.Fatalf("creds.CredentialSet = %+v\nwant (wire) %+v", got, want)
 		}
 	})
 
@@ -80,22 +84,22 @@ func TestConvertLikeWire(t *testing.T) {
 		if err := lm.Unmarshal(mustMarshal(t, pm)); err != nil {
 			t.Fatal(err)
 		}
-		got, err := lite.IssueRequestOf(&lm)
+		got, err := creds.IssueRequestOf(&lm)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("lite.IssueRequestOf = %+v\nwant (wire) %+v", got, want)
+			t.Fatalf("creds.IssueRequestOf = %+v\nwant (wire) %+v", got, want)
 		}
 	})
 
 	for _, withKeys := range []bool{false, true} {
 		t.Run("issue response", func(t *testing.T) {
-			pm, err := wire.CredentialsToIssueResponse(creds, withKeys)
+			pm, err := wire.CredentialsToIssueResponse(cs, withKeys)
 			if err != nil {
 				t.Fatal(err)
 			}
-			lm, err := lite.IssueResponseOf(creds, withKeys)
+			lm, err := creds.IssueResponseOf(cs, withKeys)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +108,7 @@ func TestConvertLikeWire(t *testing.T) {
 				t.Fatal(err)
 			}
 			if want := mustMarshal(t, pm); string(got) != string(want) {
-				t.Fatalf("withKeys=%v: lite.IssueResponseOf encodes\n%x\nwant (wire)\n%x", withKeys, got, want)
+				t.Fatalf("withKeys=%v: creds.IssueResponseOf encodes\n%x\nwant (wire)\n%x", withKeys, got, want)
 			}
 		})
 	}
@@ -129,8 +133,8 @@ func TestConvertLikeWire(t *testing.T) {
 // TestConvertRejectsLikeWire: hostile credentials in a write or issue
 // request are errors, with internal/wire's messages.
 func TestConvertRejectsLikeWire(t *testing.T) {
-	creds := credentials(t)
-	good, err := wire.CredentialSetToProto(&hostapi.CredentialSet{Name: "web", TrustDomain: web.TrustDomain(), Credentials: *creds})
+	cs := credentials(t)
+	good, err := wire.CredentialSetToProto(&hostapi.CredentialSet{Name: "web", TrustDomain: web.TrustDomain(), Credentials: *cs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +169,9 @@ func TestConvertRejectsLikeWire(t *testing.T) {
 			if err := lm.Unmarshal(mustMarshal(t, pm)); err != nil {
 				t.Fatal(err)
 			}
-			_, lerr := lite.CredentialSet(&lm)
+			_, lerr := creds.CredentialSet(&lm)
 			if lerr == nil || lerr.Error() != werr.Error() {
-				t.Fatalf("lite.CredentialSet: %v; want (wire) %v", lerr, werr)
+				t.Fatalf("creds.CredentialSet: %v; want (wire) %v", lerr, werr)
 			}
 		})
 	}
@@ -177,8 +181,8 @@ func TestConvertRejectsLikeWire(t *testing.T) {
 		if err := lm.Unmarshal(mustMarshal(t, pm)); err != nil {
 			t.Fatal(err)
 		}
-		if _, lerr := lite.IssueRequestOf(&lm); werr == nil || lerr == nil || lerr.Error() != werr.Error() {
-			t.Errorf("issue request %v: lite.IssueRequestOf: %v; want (wire) %v", pm, lerr, werr)
+		if _, lerr := creds.IssueRequestOf(&lm); werr == nil || lerr == nil || lerr.Error() != werr.Error() {
+			t.Errorf("issue request %v: creds.IssueRequestOf: %v; want (wire) %v", pm, lerr, werr)
 		}
 	}
 }

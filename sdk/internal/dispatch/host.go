@@ -1,4 +1,4 @@
-package guest
+package dispatch
 
 import (
 	"context"
@@ -6,17 +6,17 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"github.com/svidagent/svidagent/sdk/internal/lite"
 )
 
 // hostImpl is the sdk.Host plugin code gets, over a HostCaller.
 type hostImpl struct {
-	call HostCaller
+	call guest.HostCaller
 	// ctx is the call's context, without its cancellation: Log passes it
 	// to the HostCaller, so that a line logged as a call ends still goes
 	// out.
@@ -103,10 +103,6 @@ func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResp
 	}
 	return hr, nil
 }
-
-// fullMethod returns method in gRPC's full form, with its leading "/", the
-// form of abi's *_FullMethodName constants.
-func fullMethod(method string) string { return "/" + strings.TrimPrefix(method, "/") }
 
 // Counter adds delta to the plugin's counter name with labels, through
 // svidagent.host.v1.Metrics/Counter; the agent exports it as
