@@ -2,9 +2,7 @@
 
 package wasm
 
+import "github.com/svidagent/svidagent/sdk/internal/wasmguest"
+
 // ResetForTest forgets what Serve recorded.
-func ResetForTest() {
-	served.mu.Lock()
-	served.d, served.err = nil, nil
-	served.mu.Unlock()
-}
+func ResetForTest() { wasmguest.Reset() }

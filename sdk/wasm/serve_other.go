@@ -14,6 +14,7 @@ import (
 	hostv1 "github.com/svidagent/svidagent/hostapi/proto/svidagent/host/v1"
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/internal/wasmguest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,19 +25,21 @@ import (
 // impl implements exactly one of hostapi.Issuer, hostapi.Writer and
 // hostapi.Notifier, and optionally sdk.Configurer and io.Closer. If it is
 // unusable, or Serve was already called, every Call returns the reason.
-func Serve(info sdk.Info, impl any) { _ = serve(anyKind(info, impl), stubHost) }
+func Serve(info sdk.Info, impl any) { _ = wasmguest.Serve(anyKind(info, impl), stubHost) }
 
 // ServeNotifier is [Serve] for a notifier. In a WASM module it links only
 // the notifier's code; in this stub build it is the same as Serve.
-func ServeNotifier(info sdk.Info, n hostapi.Notifier) { _ = serve(notifier(info, n), stubHost) }
+func ServeNotifier(info sdk.Info, n hostapi.Notifier) {
+	_ = wasmguest.Serve(notifier(info, n), stubHost)
+}
 
 // ServeWriter is [Serve] for a writer. In a WASM module it links only the
 // writer's code; in this stub build it is the same as Serve.
-func ServeWriter(info sdk.Info, w hostapi.Writer) { _ = serve(writer(info, w), stubHost) }
+func ServeWriter(info sdk.Info, w hostapi.Writer) { _ = wasmguest.Serve(writer(info, w), stubHost) }
 
 // ServeIssuer is [Serve] for an issuer. In a WASM module it links only the
 // issuer's code; in this stub build it is the same as Serve.
-func ServeIssuer(info sdk.Info, i hostapi.Issuer) { _ = serve(issuer(info, i), stubHost) }
+func ServeIssuer(info sdk.Info, i hostapi.Issuer) { _ = wasmguest.Serve(issuer(info, i), stubHost) }
 
 // Call drives the served plugin as the agent would, on the host: it
 // encodes req into a request envelope for method (e.g.
@@ -54,7 +57,7 @@ func Call(ctx context.Context, method string, req, resp proto.Message) error {
 		return err
 	}
 	ctx = context.WithValue(ctx, testHostKey{}, sdk.HostFromContext(ctx))
-	out := handleEnvelope(ctx, abi.EncodeRequest(strings.TrimPrefix(method, "/"), payload))
+	out := wasmguest.HandleEnvelope(ctx, abi.EncodeRequest(strings.TrimPrefix(method, "/"), payload))
 	code, msg, p, err := abi.DecodeResponse(out)
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
@@ -30,18 +29,12 @@ var _ sdk.Host = hostImpl{}
 func (h hostImpl) Log(level slog.Level, msg string, attrs ...any) {
 	r := slog.NewRecord(time.Time{}, level, msg, 0)
 	r.Add(attrs...)
-	req := &lite.LogRequest{Level: int32(level), Message: msg}
+	var kv []string
 	r.Attrs(func(a slog.Attr) bool {
-		req.Attrs = appendAttr(req.Attrs, "", a)
+		kv = appendAttr(kv, "", a)
 		return true
 	})
-	b, err := req.Marshal()
-	if err != nil {
-		return
-	}
-	// Logging never fails the plugin: a refused or dropped line is the
-	// host's business.
-	h.call(h.ctx, abi.Logger_Log_FullMethodName, b)
+	guest.Log(h.ctx, h.call, int32(level), msg, kv)
 }
 
 func appendAttr(kv []string, prefix string, a slog.Attr) []string {
@@ -64,38 +57,9 @@ func appendAttr(kv []string, prefix string, a slog.Attr) []string {
 
 // HTTP implements sdk.Host.
 func (h hostImpl) HTTP(ctx context.Context, req *sdk.HTTPRequest) (*sdk.HTTPResponse, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("making an HTTP request: %w", err)
-	}
-	method := req.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	p := &lite.HTTPRequest{Method: method, URL: req.URL, Body: req.Body, TimeoutMS: req.Timeout.Milliseconds()}
-	if req.Timeout > 0 && p.TimeoutMS == 0 {
-		p.TimeoutMS = 1
-	}
-	names := make([]string, 0, len(req.Header))
-	for name := range req.Header {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		for _, v := range req.Header[name] {
-			p.Headers = append(p.Headers, lite.Header{Name: name, Value: v})
-		}
-	}
-	b, err := p.Marshal()
+	resp, err := guest.HTTP(ctx, h.call, req.Method, req.URL, req.Header, req.Body, req.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the HTTP request: %w", err)
-	}
-	code, msg, out := h.call(ctx, abi.HTTP_Request_FullMethodName, b)
-	if code != 0 {
-		return nil, sdk.Error(sdk.Code(code), "making an HTTP request through the host: "+msg)
-	}
-	var resp lite.HTTPResponse
-	if err := resp.Unmarshal(out); err != nil {
-		return nil, sdk.Errorf(sdk.CodeInternal, "decoding the host's HTTP response: %w", err)
+		return nil, err
 	}
 	hr := &sdk.HTTPResponse{StatusCode: int(resp.Status), Header: http.Header{}, Body: resp.Body}
 	for _, hd := range resp.Headers {
