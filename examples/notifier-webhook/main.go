@@ -1,7 +1,8 @@
 // Command notifier-webhook is a svidagent notifier plugin that POSTs each
 // rotation event, as JSON, to a URL through the agent's HTTP host service.
-// The same source builds as a WebAssembly module (GOOS=wasip1, see
-// serve_wasm.go) and as a go-plugin subprocess (see serve_plugin.go).
+// It is built with sdk/notifier: the same source builds as a WebAssembly
+// module (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared) and as a
+// go-plugin executable (go build).
 package main
 
 import (
@@ -10,19 +11,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"net/url"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/svidagent/svidagent/hostapi"
-	"github.com/svidagent/svidagent/sdk"
+	"github.com/svidagent/svidagent/sdk/notifier"
 )
 
 // info is the plugin's answer to Describe.
-var info = sdk.Info{Name: "notifier-webhook", Version: "0.1.0"}
+var info = notifier.Info{Name: "notifier-webhook", Version: "0.1.0"}
+
+// In a WebAssembly module init runs in _initialize and main never runs;
+// built for the machine, main serves the plugin over go-plugin.
+func init() { notifier.Serve(info, newWebhook()) }
+
+func main() { notifier.Main() }
 
 // config is the plugin's config {} block.
 type config struct {
@@ -40,18 +44,18 @@ type webhook struct {
 }
 
 var (
-	_ hostapi.Notifier = (*webhook)(nil)
-	_ sdk.Configurer   = (*webhook)(nil)
+	_ notifier.Notifier   = (*webhook)(nil)
+	_ notifier.Configurer = (*webhook)(nil)
 )
 
 func newWebhook() *webhook { return &webhook{} }
 
 // parseConfig decodes b strictly and reports every problem against its
 // field.
-func parseConfig(b []byte) (config, hostapi.FieldErrors) {
+func parseConfig(b []byte) (config, notifier.FieldErrors) {
 	var (
 		c    config
-		es   hostapi.FieldErrors
+		es   notifier.FieldErrors
 		raw  map[string]json.RawMessage
 		keys []string
 	)
@@ -105,13 +109,13 @@ func parseConfig(b []byte) (config, hostapi.FieldErrors) {
 	return c, es
 }
 
-// Validate implements sdk.Configurer.
-func (w *webhook) Validate(b []byte) hostapi.FieldErrors {
+// Validate implements notifier.Configurer.
+func (w *webhook) Validate(b []byte) notifier.FieldErrors {
 	_, es := parseConfig(b)
 	return es
 }
 
-// Configure implements sdk.Configurer.
+// Configure implements notifier.Configurer.
 func (w *webhook) Configure(_ context.Context, b []byte) error {
 	c, es := parseConfig(b)
 	if len(es) > 0 {
@@ -147,7 +151,7 @@ type jwtID struct {
 	FileName  string   `json:"file_name"`
 }
 
-func toEvent(ev *hostapi.RotationEvent) event {
+func toEvent(ev *notifier.Event) event {
 	e := event{Name: ev.Name, Reason: ev.Reason.String(), Initial: ev.Initial, Time: ev.Time.UTC().Format(time.RFC3339Nano),
 		X509: []x509ID{}, JWT: []jwtID{}, Paths: ev.Paths}
 	if e.Paths == nil {
@@ -165,9 +169,9 @@ func toEvent(ev *hostapi.RotationEvent) event {
 // maxErrorBody bounds how much of an error response is quoted.
 const maxErrorBody = 200
 
-// Notify implements hostapi.Notifier: it POSTs the event through the
+// Notify implements notifier.Notifier: it POSTs the event through the
 // host's HTTP service and fails on a non-2xx answer.
-func (w *webhook) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
+func (w *webhook) Notify(ctx context.Context, ev *notifier.Event) error {
 	w.mu.RLock()
 	cfg := w.cfg
 	w.mu.RUnlock()
@@ -175,14 +179,14 @@ func (w *webhook) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
 	if err != nil {
 		return fmt.Errorf("encoding the event: %w", err)
 	}
-	req := &sdk.HTTPRequest{Method: http.MethodPost, URL: cfg.URL, Header: http.Header{}, Body: body}
+	req := &notifier.HTTPRequest{Method: "POST", URL: cfg.URL, Header: notifier.Header{}, Body: body}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range cfg.Headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := sdk.HostFromContext(ctx).HTTP(ctx, req)
-	if errors.Is(err, sdk.ErrNotAllowed) {
-		return sdk.Errorf(sdk.CodePermissionDenied, "posting to %s: %w; add its host to the plugin's allow { hosts = [...] }", cfg.URL, err)
+	resp, err := notifier.HTTP(ctx, req)
+	if errors.Is(err, notifier.ErrNotAllowed) {
+		return notifier.Errorf(notifier.CodePermissionDenied, "posting to %s: %w; add its host to the plugin's allow { hosts = [...] }", cfg.URL, err)
 	}
 	if err != nil {
 		return fmt.Errorf("posting to %s: %w", cfg.URL, err)
@@ -192,12 +196,12 @@ func (w *webhook) Notify(ctx context.Context, ev *hostapi.RotationEvent) error {
 		if len(snippet) > maxErrorBody {
 			snippet = snippet[:maxErrorBody]
 		}
-		code := sdk.CodeUnknown
-		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-			code = sdk.CodeUnavailable
+		code := notifier.CodeUnknown
+		if resp.StatusCode >= 500 || resp.StatusCode == 429 { // 429: Too Many Requests
+			code = notifier.CodeUnavailable
 		}
-		return sdk.Errorf(code, "posting to %s: status %d: %s", cfg.URL, resp.StatusCode, bytes.TrimSpace(snippet))
+		return notifier.Errorf(code, "posting to %s: status %d: %s", cfg.URL, resp.StatusCode, bytes.TrimSpace(snippet))
 	}
-	sdk.HostFromContext(ctx).Log(slog.LevelDebug, "posted rotation event", "name", ev.Name, "status", resp.StatusCode)
+	notifier.Log(ctx, notifier.LevelDebug, "posted rotation event", "name", ev.Name, "status", resp.StatusCode)
 	return nil
 }

@@ -35,12 +35,9 @@ const (
 	methodNotify    = "svidagent.plugin.notifier.v1.Notifier/Notify"
 )
 
-// The stub build of sdk/wasm: the test drives the plugin through the same
-// dispatch the .wasm uses.
-func TestMain(m *testing.M) {
-	wasm.Serve(info, newWebhook())
-	os.Exit(m.Run())
-}
+// The plugin's init served it (notifier.Serve), in sdk/wasm's stub build
+// too: the tests drive it with wasm.Call, through the same dispatch the
+// .wasm uses.
 
 // fakeHost is the agent's side: it allows one host and makes the request
 // with net/http, as the agent's HTTP host service does.

@@ -19,7 +19,7 @@ var validConfig = []byte(`{"message":"credentials rotated"}`)
 func TestConformanceInProcess(t *testing.T) {
 	conformance.Run(t, conformance.Target{
 		Kind:    hostapi.KindNotifier,
-		NewImpl: func() any { return &notifier{} },
+		NewImpl: func() any { return &logNotifier{} },
 		// No ConfigJSON: the suite runs with info.ExampleConfigJSON, as
 		// `svidagent conformance` does without -config.
 		Info:              info,

@@ -1,7 +1,0 @@
-//go:build !wasip1
-
-package main
-
-import "github.com/svidagent/svidagent/sdk/goplugin"
-
-func main() { goplugin.Serve(info, newWebhook()) }
