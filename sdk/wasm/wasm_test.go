@@ -474,8 +474,8 @@ func TestGuestLinksOnlyItsKind(t *testing.T) {
 		}
 	}
 	for _, fn := range []string{
-		"github.com_svidagent_svidagent_sdk_internal_lite.CredentialSet",
-		"github.com_svidagent_svidagent_sdk_internal_lite.IssueResponseOf",
+		"github.com_svidagent_svidagent_sdk_internal_lite_creds.CredentialSet",
+		"github.com_svidagent_svidagent_sdk_internal_lite_creds.IssueResponseOf",
 		"crypto_x509.ParseCertificate",
 		"crypto_x509.ParsePKCS8PrivateKey",
 		"github.com_go_jose_go_jose_v4_jwt.ParseSigned",
