@@ -17,6 +17,12 @@
 // hostapi/v1/abi; [SelectX509] and [X509Index] are the one definition of
 // how an IssueRequest selects X509-SVIDs.
 //
+// The types a notifier sees, the plugin kinds, Lifecycle and the field
+// errors are declared in hostapi/base and aliased here: a plugin may name
+// them through either package (hostapi.RotationEvent is base.RotationEvent).
+// base imports no go-spiffe and no crypto/x509, which is what keeps a
+// notifier module small (sdk/notifier).
+//
 // This package only grows: a field or an optional interface may be added,
 // nothing is renamed or removed. A breaking change is a new package beside
 // this one.
