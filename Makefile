@@ -71,8 +71,9 @@ check: ## gofmt, vet, staticcheck, linux/arm64 and wasip1 builds, generated code
 	@$(MAKE) --no-print-directory generate >/dev/null
 	@git diff --quiet -- hostapi/proto || { echo "make generate changed hostapi/proto: commit the regenerated code"; git diff --stat -- hostapi/proto; exit 1; }
 
-bench: ## in-process benchmarks (ns/op, allocs/op): rotation path, writer, plugin call paths
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/ ./internal/plugin/adapter/ ./internal/plugin/wasmrt/ ./internal/plugin/subproc/
+bench: ## in-process benchmarks (ns/op, allocs/op): rotation path, writer, plugin call paths, SDK guest calls; then every plugin's .wasm size
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./plugins/files/ ./internal/plugin/adapter/ ./internal/plugin/wasmrt/ ./internal/plugin/subproc/ ./sdk/notifier/ ./sdk/wasm/
+	bench/guestsize.sh
 
 bench-full: spire ## every figure of docs/PERFORMANCE.md (about 30 min; SVIDAGENT_BENCH_SCALE_MAX=100 skips the 1,000-identity case; SPIFFE_HELPER=/path/to/spiffe-helper adds its column to §7)
 	SPIRE_BIN_DIR="$$(scripts/build-spire.sh | tail -n 1)" bench/run.sh

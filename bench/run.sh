@@ -70,6 +70,13 @@ step scale go test -count=1 -v -timeout 60m -run '^TestScale$' ./bench/
 step scale-inprocess go test -run '^$' -bench 'ScaleInProcess' -benchtime 3x \
 	-cpuprofile "$out/scale.cpu" -o "$out/bench.test" ./bench/
 go tool pprof -top -cum -nodecount=30 "$out/bench.test" "$out/scale.cpu" >"$out/scale-pprof.txt" 2>/dev/null || true
+# §4 and §6 issue 10: the notifier template (sdk/notifier) as ten distinct
+# modules in one runtime (RSS, compiled code), its call cost in the agent's
+# runtime, every plugin's module size
+GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$out/template-notifier.wasm" ./sdk/templates/notifier
+step wasmrss-distinct "$out/wasmrss" -wasm "$out/template-notifier.wasm" -config '{"message":"m"}' -n 10 -distinct
+step guest-call go test -run '^$' -bench 'Notify' -benchmem -count 5 ./sdk/notifier/ ./sdk/wasm/
+step guestsize bench/guestsize.sh
 # §4 issue 10: ten distinct Go-SDK notifiers in one agent, cold and warm cache
 step plugin-start go test -count=1 -v -timeout 30m -run '^TestPluginColdStart$' ./bench/
 # §7 beside spiffe-helper on one helper.conf: one-shot wall, idle RSS, rotation
