@@ -27,7 +27,6 @@ package notifier
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -115,21 +114,6 @@ const (
 // Lifecycle's Start; with another context the line is dropped.
 func Log(ctx context.Context, level Level, msg string, kv ...any) {
 	logTo(ctx, level, msg, kv)
-}
-
-// attrs renders kv as alternating key and value strings.
-func attrs(kv []any) []string {
-	out := make([]string, 0, len(kv)+len(kv)%2)
-	for i := 0; i < len(kv); i++ {
-		key, ok := kv[i].(string)
-		if !ok || i+1 == len(kv) {
-			out = append(out, "!BADKEY", fmt.Sprint(kv[i]))
-			continue
-		}
-		out = append(out, key, fmt.Sprint(kv[i+1]))
-		i++
-	}
-	return out
 }
 
 // Header is an HTTP header: names as sent (the host sends canonical MIME

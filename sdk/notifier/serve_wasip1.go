@@ -4,6 +4,7 @@ package notifier
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"github.com/svidagent/svidagent/sdk/internal/wasmguest"
@@ -68,4 +69,20 @@ func httpTo(ctx context.Context, req *HTTPRequest) (*HTTPResponse, error) {
 		out.Header[h.Name] = append(out.Header[h.Name], h.Value)
 	}
 	return out, nil
+}
+
+// attrs renders kv as alternating key and value strings, as slog would
+// (a machine build logs through slog itself; TestModule checks this one).
+func attrs(kv []any) []string {
+	out := make([]string, 0, len(kv)+len(kv)%2)
+	for i := 0; i < len(kv); i++ {
+		key, ok := kv[i].(string)
+		if !ok || i+1 == len(kv) {
+			out = append(out, "!BADKEY", fmt.Sprint(kv[i]))
+			continue
+		}
+		out = append(out, key, fmt.Sprint(kv[i+1]))
+		i++
+	}
+	return out
 }
