@@ -43,6 +43,9 @@ type Dispatcher struct {
 	conf     core.Configurer // nil when impl takes no config
 	host     HostCaller      // nil: no host
 	withHost WithHost
+	// bgCtx is context.Background() with the host, made once: the context
+	// of every call of a WASM guest.
+	bgCtx context.Context
 
 	mu         sync.RWMutex // held for writing by Configure and Close
 	configured bool
@@ -100,6 +103,7 @@ func NewKind(info core.Info, impl any, kind base.Kind, serve KindFunc, host Host
 		return nil, errors.New("creating the plugin dispatcher: the plugin implementation is nil")
 	}
 	d := &Dispatcher{info: info, kind: kind, impl: impl, serve: serve, host: host, withHost: withHost}
+	d.bgCtx = withHost(context.Background(), host, context.Background())
 	d.service = map[base.Kind]string{
 		base.KindIssuer: abi.Issuer_ServiceName, base.KindWriter: abi.Writer_ServiceName, base.KindNotifier: abi.Notifier_ServiceName,
 	}[d.kind]
@@ -127,32 +131,40 @@ func (d *Dispatcher) Handle(ctx context.Context, method string, payload []byte) 
 			code, msg, resp = uint32(core.CodeInternal), fmt.Sprintf("plugin %s panicked: %v", d.info.Name, r), nil
 		}
 	}()
-	ctx = d.withHost(ctx, d.host, context.WithoutCancel(ctx))
+	if ctx == context.Background() {
+		// A WASM guest's every call: the context made once will do.
+		ctx = d.bgCtx
+	} else {
+		ctx = d.withHost(ctx, d.host, context.WithoutCancel(ctx))
+	}
 	var (
 		out lite.Marshaler
 		err error
 	)
-	switch m := fullMethod(method); m {
-	case abi.Plugin_Describe_FullMethodName:
+	// The switch compares method without gRPC's leading "/": building the
+	// full name would allocate on every call of a WASM guest, whose
+	// envelopes carry none.
+	switch m := strings.TrimPrefix(method, "/"); m {
+	case abi.Plugin_Describe_FullMethodName[1:]:
 		if err = Decode(payload, &lite.DescribeRequest{}, "DescribeRequest"); err == nil {
 			out = d.describe()
 		}
-	case abi.Plugin_Validate_FullMethodName:
+	case abi.Plugin_Validate_FullMethodName[1:]:
 		var req lite.ValidateRequest
 		if err = Decode(payload, &req, "ValidateRequest"); err == nil {
 			out = &lite.ValidateResponse{Problems: lite.FieldErrors(d.validate(req.ConfigJSON))}
 		}
-	case abi.Plugin_Configure_FullMethodName:
+	case abi.Plugin_Configure_FullMethodName[1:]:
 		var req lite.ConfigureRequest
 		if err = Decode(payload, &req, "ConfigureRequest"); err == nil {
 			out, err = &lite.Empty{}, d.configure(ctx, req.ConfigJSON)
 		}
-	case abi.Plugin_Close_FullMethodName:
+	case abi.Plugin_Close_FullMethodName[1:]:
 		if err = Decode(payload, &lite.Empty{}, "CloseRequest"); err == nil {
 			out, err = &lite.Empty{}, d.close()
 		}
-	case abi.Notifier_Notify_FullMethodName, abi.Writer_Write_FullMethodName, abi.Issuer_Issue_FullMethodName:
-		if m != d.kindMethod() {
+	case abi.Notifier_Notify_FullMethodName[1:], abi.Writer_Write_FullMethodName[1:], abi.Issuer_Issue_FullMethodName[1:]:
+		if m != d.kindMethod()[1:] {
 			return uint32(core.CodeUnimplemented), fmt.Sprintf("plugin %s is a %s and does not implement %s", d.info.Name, d.kind, abi.Method(m)), nil
 		}
 		out, err = d.serveKind(ctx, m, payload)
@@ -325,8 +337,10 @@ func (d *Dispatcher) serveKind(ctx context.Context, method string, payload []byt
 // ServeNotify is the KindFunc of a notifier.
 func ServeNotify(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marshaler, error) {
 	var req lite.NotifyRequest
-	if err := Decode(payload, &req, "NotifyRequest"); err != nil {
-		return nil, err
+	// Unmarshal called directly, not through Decode's interface, so that
+	// req stays on the stack.
+	if err := req.Unmarshal(payload); err != nil {
+		return nil, core.Errorf(core.CodeInvalidArgument, "decoding NotifyRequest: %v", err)
 	}
 	// RotationEvent has no field for keys or tokens: whatever else the
 	// payload carried is dropped here.
@@ -335,7 +349,3 @@ func ServeNotify(d *Dispatcher, ctx context.Context, payload []byte) (lite.Marsh
 	}
 	return &lite.Empty{}, nil
 }
-
-// fullMethod returns method in gRPC's full form, with its leading "/", the
-// form of abi's *_FullMethodName constants.
-func fullMethod(method string) string { return "/" + strings.TrimPrefix(method, "/") }
