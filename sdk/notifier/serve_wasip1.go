@@ -5,6 +5,7 @@ package notifier
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/svidagent/svidagent/sdk/internal/guest"
 	"github.com/svidagent/svidagent/sdk/internal/wasmguest"
@@ -78,11 +79,40 @@ func attrs(kv []any) []string {
 	for i := 0; i < len(kv); i++ {
 		key, ok := kv[i].(string)
 		if !ok || i+1 == len(kv) {
-			out = append(out, "!BADKEY", fmt.Sprint(kv[i]))
+			out = append(out, "!BADKEY", render(kv[i]))
 			continue
 		}
-		out = append(out, key, fmt.Sprint(kv[i+1]))
+		out = append(out, key, render(kv[i+1]))
 		i++
 	}
 	return out
+}
+
+// render is fmt.Sprint(v) without fmt for the values logs carry most:
+// every function call of a guest costs it a round trip out of wazero's
+// machine code (the deadline check), and fmt makes dozens.
+func render(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case int32:
+		return strconv.FormatInt(int64(v), 10)
+	case uint64:
+		return strconv.FormatUint(v, 10)
+	case uint32:
+		return strconv.FormatUint(uint64(v), 10)
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case error:
+		return v.Error()
+	case fmt.Stringer:
+		return v.String()
+	}
+	return fmt.Sprint(v)
 }
