@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,13 +36,18 @@ func (localConn) HostServices() []string { return nil }
 // Configure fail.
 type plugWriter struct {
 	configErr string
+	// failFirst is how many Configure calls fail with configErr before
+	// they succeed; 0: all fail when configErr is set.
+	failFirst int
+	configs   atomic.Int32
 	wrote     chan *hostapi.CredentialSet
 }
 
 func (*plugWriter) Validate([]byte) hostapi.FieldErrors { return nil }
 
 func (w *plugWriter) Configure(context.Context, []byte) error {
-	if w.configErr != "" {
+	n := int(w.configs.Add(1))
+	if w.configErr != "" && (w.failFirst == 0 || n <= w.failFirst) {
 		return errors.New(w.configErr)
 	}
 	return nil
@@ -239,9 +246,16 @@ func TestWriterPluginNeverStarts(t *testing.T) {
 			t.Errorf("plugin status %+v, want failing with the Configure error", p)
 		}
 	}
-	if recs := failed(); len(recs) != 1 || recs[0]["level"] != "ERROR" || recs[0]["plugin"] != "broken" ||
-		!strings.Contains(fmt.Sprint(recs[0]["error"]), "dir /nope does not exist") {
-		t.Errorf("start failure records %v, want one at error level naming the plugin and the Configure error", recs)
+	// The start is tried again with backoff: each failure is a record at
+	// error level naming the plugin, the Configure error and its attempt.
+	for i, r := range failed() {
+		if r["level"] != "ERROR" || r["plugin"] != "broken" || r["attempt"] != float64(i+1) ||
+			!strings.Contains(fmt.Sprint(r["error"]), "dir /nope does not exist") {
+			t.Errorf("start failure record %d: %v, want it at error level naming the plugin, the Configure error and attempt %d", i, r, i+1)
+		}
+	}
+	if !strings.Contains(o.LastError, "attempts; the next at") {
+		t.Errorf("output error %q does not say the start is tried again", o.LastError)
 	}
 	if len(broken.wrote) != 0 {
 		t.Errorf("the plugin that never started wrote")
@@ -251,6 +265,51 @@ func TestWriterPluginNeverStarts(t *testing.T) {
 		h.done <- err
 		t.Fatalf("Run returned %v", err)
 	default:
+	}
+}
+
+// TestWriterPluginStartRetried: a writer plugin whose start fails twice
+// (a backend down at boot, say) is tried again with backoff, and once it
+// starts it gets the latest credentials and its output is ready; the
+// built-in writer delivered meanwhile.
+func TestWriterPluginStartRetried(t *testing.T) {
+	ca := newTestCA(t, "example.org")
+	iss := &pullIssuer{t: t, ca: ca, ttl: time.Hour}
+	w := newRecWriter()
+	flaky := &plugWriter{configErr: "the vault is sealed", failFirst: 2, wrote: make(chan *hostapi.CredentialSet, 100)}
+	s := svidCfg("fake-pull", w)
+	s.Writers = append(s.Writers, externalWriter("flaky"))
+	cfg := &config.Config{DaemonMode: true, StateDir: t.TempDir(),
+		Issuers: []config.Plugin{plugin("fake-pull", iss)}, SVIDs: []config.SVID{s}}
+	h, logs := runWith(t, cfg, agent.WithPluginOpener(opener(map[string]any{"flaky": flaky}, nil)))
+
+	first := recv(t, w.wrote, "the built-in writer's delivery")
+	got := recv(t, flaky.wrote, "the plugin's delivery once it started")
+	if got.Name != "web" || len(got.X509SVIDs) == 0 || len(first.X509SVIDs) == 0 ||
+		got.X509SVIDs[0].Certificates[0].SerialNumber.Cmp(first.X509SVIDs[0].Certificates[0].SerialNumber) != 0 {
+		t.Errorf("the plugin got %+v, want the credentials the built-in writer got", got)
+	}
+	if n := flaky.configs.Load(); n != 3 {
+		t.Errorf("Configure was called %d times, want 3 (two failures, then the start)", n)
+	}
+	var attempts []any
+	for _, r := range logs.Records(t) {
+		if r["msg"] == "plugin failed to start; it is tried again with backoff until it starts, and at once when the configuration is reloaded" {
+			attempts = append(attempts, r["attempt"])
+		}
+	}
+	if !reflect.DeepEqual(attempts, []any{float64(1), float64(2)}) {
+		t.Errorf("start failures logged for attempts %v, want 1 and 2", attempts)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the plugin's output ready", func() bool {
+		_, st := h.get(t, "/status")
+		return outputStatus(t, st, "flaky").Ready
+	})
+	_, st := h.get(t, "/status")
+	for _, p := range st.Plugins {
+		if p.Name == "flaky" && (p.State != agent.PluginOK || p.LastError != "") {
+			t.Errorf("plugin status %+v, want ok once started", p)
+		}
 	}
 }
 

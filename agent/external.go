@@ -57,22 +57,7 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 			}
 			sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			x.cancel = cancel
-			go func() {
-				defer a.maybeSettled() // after finish: this start has ended
-				select {
-				case a.starts <- struct{}{}:
-					defer func() { <-a.starts }()
-				case <-sctx.Done():
-					x.finish(nil, fmt.Errorf("loading plugin %q: the agent stopped before it started", e.Name))
-					return
-				}
-				p, err := a.startExternal(sctx, dir, kind, e)
-				if err != nil && sctx.Err() == nil { // else Close stopped it: no failure
-					a.log.Error("plugin failed to start; its writers and notifiers get nothing until it is fixed and the configuration reloaded",
-						"component", string(kind), "plugin", e.Name, "error", err)
-				}
-				x.finish(p, err)
-			}()
+			go a.startInBackground(sctx, x, dir, kind, e)
 		} else {
 			p, err := a.startExternal(ctx, dir, kind, e)
 			if err != nil {
@@ -97,6 +82,43 @@ func (a *Agent) openExternal(ctx context.Context, b, prev *plugins, kind hostapi
 		return p.Issuer(), nil // startExternal checked it is one
 	}
 	return x, nil
+}
+
+// startFailedMsg is logged when a background start fails.
+const startFailedMsg = "plugin failed to start; it is tried again with backoff until it starts, and at once when the configuration is reloaded"
+
+// startInBackground starts x, the plugin block e, until it starts or ctx
+// is done: a failed start is tried again with backoff (from the agent's
+// retry minimum to ten times its maximum), so that a cause that goes away
+// (a busy executable, a backend down at boot) does not leave the plugin's
+// outputs without credentials until someone reloads. Each attempt takes a
+// start slot (a.starts) while it runs, none while it waits.
+func (a *Agent) startInBackground(ctx context.Context, x *external, dir string, kind hostapi.Kind, e *config.External) {
+	defer a.maybeSettled() // after finish: this start has ended
+	bo := backoff{min: a.retryMin, max: 10 * a.retryMax}
+	for {
+		select {
+		case a.starts <- struct{}{}:
+		case <-ctx.Done():
+			x.finish(nil, fmt.Errorf("loading plugin %q: the agent stopped before it started", e.Name))
+			return
+		}
+		p, err := a.startExternal(ctx, dir, kind, e)
+		<-a.starts
+		if err == nil || ctx.Err() != nil { // Close stopped it: no failure
+			x.finish(p, err)
+			return
+		}
+		wait := bo.next()
+		n := x.failed(err, time.Now().Add(wait))
+		a.log.Error(startFailedMsg, "component", string(kind), "plugin", e.Name, "error", err,
+			"attempt", n, "retry_in", wait.Round(time.Millisecond).String())
+		a.maybeSettled() // a failed plugin does not hold settling back
+		if !sleepCtx(ctx, wait) {
+			x.finish(nil, err)
+			return
+		}
+	}
 }
 
 // startExternal loads and configures the plugin block e as a plugin of
@@ -162,24 +184,40 @@ type external struct {
 	p   *adapter.Plugin // the started plugin, or nil
 	err error           // why it did not start
 
-	mu      sync.Mutex
-	onReady []func() // called once the start ended
+	mu       sync.Mutex
+	onReady  []func()  // called once the start ended
+	failures int       // failed attempts of a background start so far
+	lastErr  error     // why the last attempt failed
+	nextTry  time.Time // when the next attempt begins
 }
 
 // notStartedError is what an external plugin's Write and Notify return
-// while it is starting, or after it failed to start.
+// while it is starting (its first attempt), while its start is retried
+// after a failure, or after its start was abandoned (the agent stopped,
+// or a foreground start failed).
 type notStartedError struct {
 	plugin   string
-	starting bool
-	err      error // why the start failed
+	starting bool // the first attempt is under way
+	retrying bool // an attempt failed; another begins at next
+	attempts int
+	next     time.Time
+	err      error // why the (last) start failed
 }
 
 func (e *notStartedError) Error() string {
-	if e.starting {
+	switch {
+	case e.starting:
 		return fmt.Sprintf("plugin %q is still starting; it gets the latest credentials once it is ready", e.plugin)
+	case e.retrying:
+		return fmt.Sprintf("plugin %q failed to start (%d attempts; the next at %s, or at once on a configuration reload); it gets the latest credentials once it starts: %v",
+			e.plugin, e.attempts, e.next.UTC().Format(time.RFC3339), e.err)
 	}
 	return fmt.Sprintf("plugin %q failed to start, so it gets nothing until it is fixed and the configuration reloaded: %v", e.plugin, e.err)
 }
+
+// pending reports whether the delivery it refused is owed to the plugin
+// once it starts: while it starts or retries.
+func (e *notStartedError) pending() bool { return e.starting || e.retrying }
 
 func (e *notStartedError) Unwrap() error { return e.err }
 
@@ -208,6 +246,26 @@ func (x *external) whenReady(f func()) {
 	}
 }
 
+// failed records a failed attempt of a background start and the time of
+// the next; it returns the number of attempts so far.
+func (x *external) failed(err error, next time.Time) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.failures++
+	x.lastErr, x.nextTry = err, next
+	return x.failures
+}
+
+// retrying reports whether the start is under way after a failed attempt.
+func (x *external) retrying() bool {
+	if !x.starting() {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.failures > 0
+}
+
 // plugin returns the started plugin, or a *notStartedError.
 func (x *external) plugin() (*adapter.Plugin, error) {
 	select {
@@ -217,6 +275,11 @@ func (x *external) plugin() (*adapter.Plugin, error) {
 		}
 		return x.p, nil
 	default:
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.failures > 0 {
+			return nil, &notStartedError{plugin: x.name, retrying: true, attempts: x.failures, next: x.nextTry, err: x.lastErr}
+		}
 		return nil, &notStartedError{plugin: x.name, starting: true}
 	}
 }

@@ -143,8 +143,8 @@ func (a *Agent) keepExternal(b, prev *plugins, e *config.External) (*external, b
 	if !ok || st.key != externalKey(e) {
 		return nil, false
 	}
-	if _, err := old.plugin(); err != nil && !old.starting() {
-		return nil, false
+	if _, err := old.plugin(); err != nil && (!old.starting() || old.retrying()) {
+		return nil, false // failed: a reload starts it afresh, at once
 	}
 	if cur := fileSHA256(e.Path); cur != st.sha256 {
 		if e.InsecureSkipChecksum {

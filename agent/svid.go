@@ -336,7 +336,7 @@ func (r *svidRunner) deliver(ctx context.Context, snap hostapi.Credentials, ch h
 			continue
 		}
 		if ns := (*notStartedError)(nil); errors.As(results[i].err, &ns) {
-			o.lastErr, o.behind = ns, ns.starting
+			o.lastErr, o.behind = ns, ns.pending()
 			continue
 		}
 		if err := results[i].err; err != nil {
