@@ -509,3 +509,34 @@ func TestRawABI(t *testing.T) {
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Target{Kind: hostapi.KindNotifier, Path: wasmPath, ConfigJSON: []byte(`{"prefix":"conformance "}`)})
 }
+
+// BenchmarkNotify is a warm Notify call of the C module with a 4 KiB
+// notification, through the agent's WASM runtime (it logs one line
+// through the host, to a discarding logger): the C column of
+// docs/writing-a-plugin.md's "What a plugin costs", beside sdk/notifier's
+// BenchmarkNotify/logs.
+func BenchmarkNotify(b *testing.B) {
+	sum, err := wasmrt.HashFile(wasmPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := wasmrt.Open(ctx, wasmrt.Config{Path: wasmPath, SHA256: sum, Kind: hostapi.KindNotifier, Name: "c",
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Invoke(ctx, adapter.MethodConfigure, &pluginv1.ConfigureRequest{ConfigJson: []byte(`{}`)}, &pluginv1.ConfigureResponse{}); err != nil {
+		b.Fatal(err)
+	}
+	// One X509-SVID: one line logged per call.
+	req := &notifierv1.NotifyRequest{Name: "bench", Reason: uint32(hostapi.ChangedX509), Paths: []string{strings.Repeat("p", 4096)},
+		X509: []*notifierv1.X509Identity{{SpiffeId: "spiffe://example.org/web", Serial: "0a1b"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Invoke(ctx, adapter.MethodNotify, req, &notifierv1.NotifyResponse{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
