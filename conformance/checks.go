@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/svidagent/svidagent/hostapi/v1/abi"
 	"math/rand/v2"
@@ -379,12 +380,25 @@ func (s *suite) checkDeadline(ctx context.Context) outcome {
 	short, cancel := context.WithTimeout(ctx, cutOff)
 	_ = s.kindCall(short, p) // may finish in time or be cut off: either is fine
 	cancel()
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if err := s.kindCall(cctx, p); err != nil {
-		return fail("after a call cut off at %s, the next call with a %s deadline failed: %v", cutOff, callTimeout, err)
+	// The next call may run in a fresh instance (the host discards one
+	// whose call was cut off) and pay its start. On a loaded machine that
+	// can overrun the kind's call ceiling once (CI saw it for a Go
+	// notifier, 2 s); a plugin that cut-offs break fails every call, so a
+	// second try keeps the check's meaning.
+	var errs []error
+	for range 2 {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := s.kindCall(cctx, p)
+		cancel()
+		if err == nil {
+			return pass()
+		}
+		errs = append(errs, err)
+		if status.Code(err) != codes.DeadlineExceeded {
+			break
+		}
 	}
-	return pass()
+	return fail("after a call cut off at %s, the next call with a %s deadline failed: %v", cutOff, callTimeout, errors.Join(errs...))
 }
 
 func (s *suite) checkMemory(ctx context.Context) outcome {
