@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -230,6 +231,25 @@ func (e *Events) Next(t testing.TB, name string) Event {
 		t.Fatalf("child event: no %q within %v", name, Timeout)
 	}
 	return Event{}
+}
+
+// Unordered waits for one event of each name, in any order (a process and
+// the one it starts race to report), and returns them by name.
+func (e *Events) Unordered(t testing.TB, names ...string) map[string]Event {
+	t.Helper()
+	got := map[string]Event{}
+	for range names {
+		select {
+		case ev := <-e.c:
+			if !slices.Contains(names, ev.Name) || got[ev.Name].Name != "" {
+				t.Fatalf("child event: got %+v, want one of each of %q", ev, names)
+			}
+			got[ev.Name] = ev
+		case <-time.After(Timeout):
+			t.Fatalf("child event: got %v within %v, want one of each of %q", got, Timeout, names)
+		}
+	}
+	return got
 }
 
 // Collect waits for n events named name, in any order with respect to
