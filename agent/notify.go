@@ -47,13 +47,7 @@ func (n *notifierRunner) post(ev *hostapi.RotationEvent) {
 		return
 	}
 	n.started = true
-	if n.next != nil {
-		merged := *ev
-		merged.Reason |= n.next.Reason
-		merged.Initial = merged.Initial || n.next.Initial
-		ev = &merged
-	}
-	n.next = ev
+	n.next = merge(ev, n.next)
 	n.mu.Unlock()
 	n.signal()
 }
@@ -72,13 +66,22 @@ func (n *notifierRunner) signal() {
 func (n *notifierRunner) hold(ev *hostapi.RotationEvent, ns *notStartedError) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.next != nil { // newer
-		merged := *n.next
-		merged.Reason |= ev.Reason
-		merged.Initial = merged.Initial || ev.Initial
-		ev = &merged
+	n.next, n.lastErr = merge(n.next, ev), ns // n.next, if any, is newer
+}
+
+// merge returns newer with what older changed too (its reasons, and
+// Initial if it was the first delivery); older may be nil.
+func merge(newer, older *hostapi.RotationEvent) *hostapi.RotationEvent {
+	if newer == nil {
+		return older
 	}
-	n.next, n.lastErr = ev, ns
+	if older == nil {
+		return newer
+	}
+	merged := *newer
+	merged.Reason |= older.Reason
+	merged.Initial = merged.Initial || older.Initial
+	return &merged
 }
 
 // postFirst posts ev only if no event was posted before.
@@ -140,12 +143,7 @@ func (n *notifierRunner) run(ctx context.Context, l *loop) {
 			if ev == nil {
 				continue
 			}
-			if failed != nil { // superseded: keep what the failed one changed
-				merged := *ev
-				merged.Reason |= failed.Reason
-				merged.Initial = merged.Initial || failed.Initial
-				ev = &merged
-			}
+			ev = merge(ev, failed) // a failed one superseded: keep what it changed
 			dropRetry()
 		case <-retryC:
 			ev = failed
