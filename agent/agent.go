@@ -456,7 +456,7 @@ func (a *Agent) maybeSettled() {
 		return
 	}
 	for _, x := range b.externals {
-		if x.starting() && !x.retrying() { // a plugin that failed holds nothing back
+		if x.firstStart() { // a plugin that failed holds nothing back
 			return
 		}
 	}

@@ -256,14 +256,15 @@ func (x *external) failed(err error, next time.Time) int {
 	return x.failures
 }
 
-// retrying reports whether the start is under way after a failed attempt.
-func (x *external) retrying() bool {
+// firstStart reports whether the plugin's first attempt to start is under
+// way: it is starting, and no attempt has failed yet.
+func (x *external) firstStart() bool {
 	if !x.starting() {
 		return false
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.failures > 0
+	return x.failures == 0
 }
 
 // plugin returns the started plugin, or a *notStartedError.

@@ -143,7 +143,7 @@ func (a *Agent) keepExternal(b, prev *plugins, e *config.External) (*external, b
 	if !ok || st.key != externalKey(e) {
 		return nil, false
 	}
-	if _, err := old.plugin(); err != nil && (!old.starting() || old.retrying()) {
+	if _, err := old.plugin(); err != nil && !old.firstStart() {
 		return nil, false // failed: a reload starts it afresh, at once
 	}
 	if cur := fileSHA256(e.Path); cur != st.sha256 {

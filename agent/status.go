@@ -328,7 +328,7 @@ func (a *Agent) extendStatus(st *Status, now time.Time, runners []*svidRunner) {
 		switch {
 		case x == nil:
 			ps.State, ps.LastError = PluginFailing, "not loaded"
-		case x.starting() && !x.retrying():
+		case x.firstStart():
 			ps.State = PluginStarting
 			st.Starting = append(st.Starting, e.Name)
 		case err != nil:
