@@ -37,24 +37,17 @@ func New(info sdk.Info, impl any, host guest.HostCaller) (*guest.Dispatcher, err
 
 // NewNotifier is New for a notifier: only the notifier's codecs are linked.
 func NewNotifier(info sdk.Info, n hostapi.Notifier, host guest.HostCaller) (*guest.Dispatcher, error) {
-	return newDispatcher(info, nilIfNil(n), host, map[hostapi.Kind]guest.KindFunc{hostapi.KindNotifier: guest.ServeNotify})
+	return newDispatcher(info, n, host, map[hostapi.Kind]guest.KindFunc{hostapi.KindNotifier: guest.ServeNotify})
 }
 
 // NewWriter is New for a writer: only the writer's codecs are linked.
 func NewWriter(info sdk.Info, w hostapi.Writer, host guest.HostCaller) (*guest.Dispatcher, error) {
-	return newDispatcher(info, nilIfNil(w), host, map[hostapi.Kind]guest.KindFunc{hostapi.KindWriter: serveWrite})
+	return newDispatcher(info, w, host, map[hostapi.Kind]guest.KindFunc{hostapi.KindWriter: serveWrite})
 }
 
 // NewIssuer is New for an issuer: only the issuer's codecs are linked.
 func NewIssuer(info sdk.Info, i hostapi.Issuer, host guest.HostCaller) (*guest.Dispatcher, error) {
-	return newDispatcher(info, nilIfNil(i), host, map[hostapi.Kind]guest.KindFunc{hostapi.KindIssuer: serveIssue})
-}
-
-func nilIfNil[T any](v T) any {
-	if any(v) == nil {
-		return nil
-	}
-	return v
+	return newDispatcher(info, i, host, map[hostapi.Kind]guest.KindFunc{hostapi.KindIssuer: serveIssue})
 }
 
 // newDispatcher checks impl and serves its kind with the KindFunc of

@@ -83,14 +83,7 @@ type WithHost func(ctx context.Context, call HostCaller, logCtx context.Context)
 // fails, the plugin keeps its previous configuration and is started again
 // with it.
 func NewNotifier(info core.Info, n base.Notifier, host HostCaller, withHost WithHost) (*Dispatcher, error) {
-	return NewKind(info, nilIfNil(n), base.KindNotifier, ServeNotify, host, withHost)
-}
-
-func nilIfNil[T any](v T) any {
-	if any(v) == nil {
-		return nil
-	}
-	return v
+	return NewKind(info, n, base.KindNotifier, ServeNotify, host, withHost)
 }
 
 // NewKind returns a Dispatcher serving impl as a plugin of kind, whose

@@ -816,3 +816,22 @@ func TestHammer(t *testing.T) {
 		t.Errorf("%d configures, want 401", got)
 	}
 }
+
+// TestNilImplementation: a nil plugin, passed as any kind's interface, is
+// refused by name.
+func TestNilImplementation(t *testing.T) {
+	info := sdk.Info{Name: "nil"}
+	var w hostapi.Writer
+	var n hostapi.Notifier
+	var i hostapi.Issuer
+	for name, f := range map[string]func() error{
+		"New":         func() error { _, err := dispatch.New(info, nil, nil); return err },
+		"NewWriter":   func() error { _, err := dispatch.NewWriter(info, w, nil); return err },
+		"NewNotifier": func() error { _, err := dispatch.NewNotifier(info, n, nil); return err },
+		"NewIssuer":   func() error { _, err := dispatch.NewIssuer(info, i, nil); return err },
+	} {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "implementation is nil") {
+			t.Errorf("%s(nil) = %v, want the nil implementation named", name, err)
+		}
+	}
+}
