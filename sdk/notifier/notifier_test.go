@@ -30,7 +30,7 @@ import (
 const maxModule = 4 << 20
 
 // build builds ./testdata/guest as a module, as plugin authors are told to.
-func build(t *testing.T) string {
+func build(t testing.TB) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "guest.wasm")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/guest")
@@ -223,12 +223,7 @@ func TestHeader(t *testing.T) {
 // "logs" also logs one line through the agent, as sdk/wasm's
 // BenchmarkGuestNotify does on bare wazero.
 func BenchmarkNotify(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "guest.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, "./testdata/guest")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("building the guest: %v\n%s", err, out)
-	}
+	path := build(b)
 	sum, err := wasmrt.HashFile(path)
 	if err != nil {
 		b.Fatal(err)
